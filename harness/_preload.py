@@ -1,0 +1,32 @@
+"""Imported once by the worker forkserver so each run's process starts warm.
+
+Workers are forked from the server, so whatever is imported (and compiled)
+here is inherited for free: torch, faiss, and ranx's numba-compiled metrics,
+which would otherwise cost every worker a second or more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy  # noqa: F401
+import torch
+
+from . import context, metrics, runner  # noqa: F401
+
+with contextlib.suppress(ImportError):
+    import faiss  # noqa: F401
+
+with contextlib.suppress(ImportError):
+    metrics.warm_up()
+
+
+def _warm_torch() -> None:
+    # The first optimizer step imports a good part of torch lazily (~1 s).
+    layer = torch.nn.Linear(4, 4)
+    optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-3)
+    layer(torch.ones(2, 4)).logsumexp(dim=1).mean().backward()
+    optimizer.step()
+
+
+_warm_torch()

@@ -1,0 +1,355 @@
+"""The ``harness`` command: bench, plugins, list, results, leaderboard.
+
+Exceptions map to exit codes here and nowhere else: a :class:`UsageError`
+prints one ``ERROR:`` line (exit 4), Ctrl-C exits 2, and anything unexpected
+is an internal error with a traceback (exit 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from .plugin import PluginHost, PluginOptions
+
+__all__ = ["main"]
+
+KIND_PLURALS = {
+    "tasks": "task",
+    "models": "model",
+    "losses": "loss",
+    "samplers": "sampler",
+}
+
+
+def _plugin_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("plugins")
+    group.add_argument(
+        "-p",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="load plugin module MODULE; '-p no:NAME' blocks plugin NAME",
+    )
+    group.add_argument(
+        "--plugins-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="load every *.py file in DIR as a plugin (repeatable)",
+    )
+    return parent
+
+
+def _store_parent() -> argparse.ArgumentParser:
+    from .store import DEFAULT_STORE
+
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--store",
+        type=Path,
+        default=Path(os.environ.get("HARNESS_STORE", DEFAULT_STORE)),
+        help="result database (default: %(default)s; env HARNESS_STORE)",
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    plugins, store = _plugin_parent(), _store_parent()
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="negbench: benchmark negative samplers, losses and models.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "bench",
+        parents=[plugins, store],
+        help="run a suite or a matrix of task x model x loss x sampler x seed",
+        description=(
+            "Run the matrix. Without --suite or selections the 'quick' suite runs. "
+            "With --suite, --task/--model/--loss/--sampler filter the suite; "
+            "without, they define the matrix (a missing axis = all compatible)."
+        ),
+    )
+    bench.add_argument(
+        "--suite", action="append", default=[], help="suite name or TOML file"
+    )
+    for kind in ("task", "model", "loss", "sampler"):
+        bench.add_argument(f"--{kind}", action="append", default=[], metavar="NAME")
+    bench.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    bench.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KIND.NAME.KEY=VALUE",
+        help="component parameter, e.g. sampler.simans.a=0.5",
+    )
+    bench.add_argument(
+        "--device", help="'cpu', 'cuda:0', a comma list, or 'auto' (default)"
+    )
+    bench.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs in parallel worker processes (0 = inline, no isolation)",
+    )
+    bench.add_argument(
+        "--timeout", type=float, help="seconds per run before it is failed"
+    )
+    bench.add_argument(
+        "--rerun", action="store_true", help="repeat runs already stored"
+    )
+    bench.add_argument(
+        "--data-dir",
+        action="append",
+        default=[],
+        help="folder with one sub-folder per dataset (also HARNESS_DATA_DIR)",
+    )
+    bench.add_argument(
+        "--cache-dir",
+        help="cache folder (default: HARNESS_CACHE_DIR or ~/.cache/negbench)",
+    )
+    bench.add_argument(
+        "--offline", action="store_true", default=None, help="never download"
+    )
+
+    p_plugins = sub.add_parser(
+        "plugins", parents=[plugins], help="list plugins and what they contribute"
+    )
+    p_plugins.add_argument("--json", action="store_true")
+
+    p_list = sub.add_parser(
+        "list", parents=[plugins], help="list registered components or suites"
+    )
+    p_list.add_argument("what", choices=[*KIND_PLURALS, "suites"])
+
+    p_results = sub.add_parser("results", parents=[store], help="print stored runs")
+    p_results.add_argument("--json", action="store_true")
+    p_results.add_argument(
+        "--per-item", action="store_true", help="include per-item scores (JSON)"
+    )
+    for kind in ("task", "model", "loss", "sampler", "status"):
+        p_results.add_argument(
+            f"--{kind}", action="append", default=[], metavar="VALUE"
+        )
+
+    p_board = sub.add_parser("leaderboard", help="build the leaderboard")
+    board_sub = p_board.add_subparsers(dest="board_command", required=True)
+    build = board_sub.add_parser(
+        "build", parents=[plugins, store], help="render the leaderboard from the store"
+    )
+    build.add_argument(
+        "--out", type=Path, default=Path("harness-results") / "leaderboard"
+    )
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"negbench {__version__}"
+
+
+def _prepare_environment(cache_dir: str | None) -> None:
+    """Process-wide settings every command (and every worker) inherits."""
+    from .data import default_cache_dir
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    # ranx compiles its metrics with numba; a persistent cache pays that once.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache / "numba"))
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Third-party progress bars would tear through rich's live display.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _host(args: argparse.Namespace) -> tuple[PluginHost, PluginOptions]:
+    from .plugin import PluginOptions, make_plugin_host
+
+    options = PluginOptions.from_cli(args.plugins, args.plugins_dir)
+    return make_plugin_host(options), options
+
+
+def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .config import Selections
+    from .session import BenchOptions, Session
+
+    if args.jobs < 0:
+        raise UsageError("--jobs must be >= 0")
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError("--seeds must be >= 1")
+    host, plugin_options = _host(args)
+    options = BenchOptions(
+        suites=args.suite,
+        selections=Selections(
+            task=args.task, model=args.model, loss=args.loss, sampler=args.sampler
+        ),
+        seeds=args.seeds,
+        params=args.param,
+        device=args.device,
+        jobs=args.jobs,
+        timeout=args.timeout,
+        rerun=args.rerun,
+        store=args.store,
+        data_dirs=args.data_dir,
+        cache_dir=args.cache_dir,
+        offline=args.offline,
+        plugin_options=plugin_options,
+    )
+    return Session(host, options, console).run()
+
+
+def cmd_plugins(args: argparse.Namespace, console: Console) -> ExitCode:
+    host, _ = _host(args)
+    infos = list(host.infos.values())
+    if args.json:
+        print(json.dumps([i.to_dict() for i in infos], indent=1))
+        return ExitCode.OK
+    table = Table(title="harness plugins")
+    for col in ("plugin", "origin", "from", "components", "hooks"):
+        table.add_column(col)
+    for info in infos:
+        components = "; ".join(
+            f"{k}: {', '.join(v)}" for k, v in info.components.items()
+        )
+        table.add_row(
+            info.name, info.origin, info.detail, components, ", ".join(info.hooks)
+        )
+    console.print(table)
+    return ExitCode.OK
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> ExitCode:
+    if args.what == "suites":
+        from .config import builtin_suites, load_suite
+
+        for name in sorted(builtin_suites()):
+            print(f"{name}\t{load_suite(name).description}")
+        return ExitCode.OK
+    host, _ = _host(args)
+    for name in host.registries[KIND_PLURALS[args.what]].names():
+        print(name)
+    return ExitCode.OK
+
+
+def cmd_results(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .store import ResultStore
+
+    with ResultStore(args.store, create=False) as store:
+        results = store.load(
+            per_item=args.per_item,
+            filters={
+                k: getattr(args, k)
+                for k in ("task", "model", "loss", "sampler", "status")
+            },
+        )
+    if args.json:
+        print(
+            json.dumps([r.to_dict(per_item=args.per_item) for r in results], indent=1)
+        )
+        return ExitCode.OK
+    table = Table(title=f"{len(results)} run(s) in {args.store}")
+    for col in (
+        "run_id",
+        "task",
+        "model",
+        "loss",
+        "sampler",
+        "seed",
+        "status",
+        "main metric",
+        "error",
+    ):
+        table.add_column(col)
+    for r in results:
+        score = (
+            f"{r.main_metric}={r.main_score:.4f}" if r.main_score is not None else ""
+        )
+        table.add_row(
+            r.run_id,
+            r.spec.task,
+            r.spec.model,
+            r.spec.loss,
+            r.spec.sampler,
+            str(r.spec.seed),
+            r.status,
+            score,
+            r.error or "",
+        )
+    console.print(table)
+    return ExitCode.OK
+
+
+def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .store import ResultStore
+
+    host, _ = _host(args)
+    with ResultStore(args.store, create=False) as store:
+        results = store.load()
+    tasks = {}
+    for r in results:
+        if r.spec.task in host.registries.tasks:
+            tasks[r.spec.task] = host.registries.tasks.get(r.spec.task).cls.info(
+                r.spec.task
+            )
+    board = host.hook.harness_rank(results=results, tasks=tasks)
+    if board is None:
+        raise UsageError(
+            "no plugin ranked the results (is a harness_rank plugin blocked?)"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    host.hook.harness_render(board=board, outdir=args.out)
+    console.print(f"leaderboard for {len(results)} run(s) written to {args.out}")
+    return ExitCode.OK
+
+
+COMMANDS = {
+    "bench": cmd_bench,
+    "plugins": cmd_plugins,
+    "list": cmd_list,
+    "results": cmd_results,
+    "leaderboard": cmd_leaderboard,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # Logs (CI, pipes) get wide tables instead of rich's 80-column default.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    _prepare_environment(getattr(args, "cache_dir", None))
+    try:
+        return int(COMMANDS[args.command](args, console))
+    except UsageError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return int(ExitCode.USAGE_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except Exception:
+        import traceback
+
+        print("INTERNALERROR: the harness itself failed:", file=sys.stderr)
+        traceback.print_exc()
+        return int(ExitCode.INTERNAL_ERROR)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,239 @@
+"""The four component contracts: Task, Model, Loss and Sampler.
+
+A plugin contributes *classes* (through the registration hooks in
+:mod:`harness.hookspecs`).  Each class carries its metadata as class
+attributes and takes its hyper-parameters as keyword-only constructor
+arguments, which suites and ``--param`` fill in (PyKEEN's ``*_kwargs`` idea).
+
+Every component declares the task families it supports; the run matrix drops
+incompatible combinations with a note instead of crashing.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+
+if TYPE_CHECKING:
+    from .context import RunContext
+    from .data import DataLocator
+    from .types import CandidateBatch, DatasetRef, Evaluation, TaskInfo
+
+__all__ = [
+    "KINDS",
+    "Component",
+    "Loss",
+    "Model",
+    "Sampler",
+    "Task",
+    "TextEncoder",
+    "base_class",
+]
+
+#: component kinds, in matrix order
+KINDS: tuple[str, ...] = ("task", "model", "loss", "sampler")
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+class Component:
+    """Metadata every component class carries.
+
+    :cvar name: registry key, lower-case (``"topk-hard"``); unique per kind.
+    :cvar families: task families the component works with.
+    :cvar version: bump when a change alters results, so stored runs made with
+        the old behaviour get a different ``run_id`` and are re-run.
+    """
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    families: ClassVar[frozenset[str]] = frozenset()
+    version: ClassVar[str] = "1"
+
+
+class Sampler(Component, ABC):
+    """Choose negatives for a batch of anchors from their candidates.
+
+    Subclasses implement :meth:`sample`.  The harness checks every output:
+    shape (B, K), integer positions inside [0, C), and never a column marked in
+    ``batch.known_positive``; a violation fails the run and names the plugin.
+
+    :cvar pool: which candidates the task offers: ``"mined"`` (the current
+        model's top candidates, in descending score order) or ``"uniform"``
+        (a uniform random draw from all candidates).
+    """
+
+    kind = "sampler"
+    pool: ClassVar[Literal["mined", "uniform"]] = "mined"
+
+    @abstractmethod
+    def sample(
+        self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Return negative *column positions* into ``batch.candidate_ids``.
+
+        :param batch: the anchors, their candidates and scores.
+        :param num_negatives: K, the number of negatives per anchor.
+        :param generator: seeded RNG; use it for every random draw so a run is
+            reproducible.
+        :returns: shape: (B, K) long tensor of positions in [0, C).
+        """
+
+
+class Loss(Component, torch.nn.Module):
+    """Map positive and negative scores to one loss value per anchor.
+
+    Subclasses implement :meth:`forward`; the harness reduces the per-anchor
+    losses (mean) and checks they are finite.
+
+    :cvar in_batch_default: whether, by default, the other anchors' positives
+        in the batch are appended as extra negatives (the loss's ``in_batch``
+        keyword overrides it).
+    """
+
+    kind = "loss"
+    in_batch_default: ClassVar[bool] = False
+
+    def __init__(self, *, in_batch: bool | None = None) -> None:
+        torch.nn.Module.__init__(self)
+        self.in_batch = self.in_batch_default if in_batch is None else in_batch
+
+    @abstractmethod
+    def forward(
+        self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Per-anchor losses.
+
+        :param positive: shape: (B,) score of each anchor's positive.
+        :param negative: shape: (B, K) scores of its negatives.
+        :param mask: shape: (B, K) bool, True where the negative is valid
+            (False entries must not influence the result).
+        :returns: shape: (B,) unreduced losses.
+        """
+        raise NotImplementedError
+
+
+class Model(Component, torch.nn.Module):
+    """A trainable (or frozen) scorer of anchors against candidates.
+
+    :cvar trainable: False for zero-shot reference models; their runs take no
+        loss or sampler (recorded as ``none``).
+    :cvar default_lr: learning rate used unless the ``lr`` parameter is given.
+    """
+
+    kind = "model"
+    trainable: ClassVar[bool] = True
+    default_lr: ClassVar[float] = 1e-3
+
+    def __init__(self, *, lr: float | None = None) -> None:
+        torch.nn.Module.__init__(self)
+        self.lr = self.default_lr if lr is None else lr
+
+    def setup(self, context: RunContext) -> None:
+        """Load heavy resources (weights) lazily; called once per run."""
+
+
+class TextEncoder(Model):
+    """A bi-encoder over text, used by the retrieval and STS families.
+
+    Encoding is split in two so frozen work is cached and only the trainable
+    part runs per step: :meth:`featurize` turns texts into a feature tensor
+    (frozen, cacheable, no gradient), :meth:`embed` turns features into
+    embeddings (differentiable).
+    """
+
+    families = frozenset({"retrieval", "sts"})
+
+    @abstractmethod
+    def featurize(
+        self, texts: Sequence[str], *, side: str, context: RunContext
+    ) -> torch.Tensor:
+        """Frozen features of ``texts``. shape: (N, F).
+
+        :param side: ``"query"`` or ``"document"`` (asymmetric encoders).
+        """
+
+    @abstractmethod
+    def embed(self, features: torch.Tensor, *, side: str) -> torch.Tensor:
+        """Embeddings of featurized texts. shape: (N, D)."""
+
+    def similarity(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        """All-pairs scores. shapes: (N, D), (M, D) -> (N, M)."""
+        return left @ right.T
+
+    def score(self, anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """Per-anchor candidate scores. shapes: (B, D), (B, K, D) -> (B, K)."""
+        return torch.einsum("bd,bkd->bk", anchors, candidates)
+
+
+class Task(Component, ABC):
+    """A dataset plus its training protocol and evaluation.
+
+    The constructor takes the protocol's hyper-parameters (epochs, batch size,
+    number of negatives...) so every method on a task trains under the same
+    protocol.  A task whose name is used as ``NAME:ARGUMENT`` on the command
+    line (``beir:/path/to/folder``) receives ``argument`` in its constructor.
+
+    :cvar family: the task family.
+    :cvar main_metric: key of the headline metric in :class:`Evaluation`.
+    :cvar accepts_argument: whether ``NAME:ARGUMENT`` is allowed.
+    """
+
+    kind = "task"
+    family: ClassVar[str] = ""
+    main_metric: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    description: ClassVar[str] = ""
+    accepts_argument: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family:
+            cls.families = frozenset({cls.family})
+
+    @classmethod
+    def info(cls, name: str | None = None) -> TaskInfo:
+        from .types import TaskInfo
+
+        return TaskInfo(
+            name=name or cls.name,
+            family=cls.family,
+            main_metric=cls.main_metric,
+            higher_is_better=cls.higher_is_better,
+            description=cls.description,
+        )
+
+    @abstractmethod
+    def locate(self, locator: DataLocator) -> DatasetRef:
+        """Find the data (data dir, cache, download) and fingerprint it.
+
+        Called in the main process before any run starts, so an unavailable
+        dataset skips its runs with one line instead of failing them.
+        :raises DatasetUnavailable: when the data cannot be found or fetched.
+        """
+
+    @abstractmethod
+    def load(self, dataset: DatasetRef, context: RunContext) -> Any:
+        """Read the data located by :meth:`locate` (raise DataError on bad input)."""
+
+    @abstractmethod
+    def fit(self, data: Any, model: Model, context: RunContext) -> None:
+        """Train ``model`` under this task's protocol.
+
+        Use ``context.sample_negatives`` and ``context.compute_loss`` so the
+        run's sampler and loss are called with their contracts enforced.
+        Only called for trainable models.
+        """
+
+    @abstractmethod
+    def evaluate(self, data: Any, model: Model, context: RunContext) -> Evaluation:
+        """Score ``model`` on the test split; include the main metric."""
+
+
+def base_class(kind: str) -> type[Component]:
+    """The base class every registered component of ``kind`` must subclass."""
+    return {"task": Task, "model": Model, "loss": Loss, "sampler": Sampler}[kind]

@@ -1,0 +1,289 @@
+"""Execute runs: in worker processes (isolated, parallel, with timeouts) or inline.
+
+Each run gets its own worker process (started from a forkserver that has
+already imported torch, so a worker starts in milliseconds).  The worker
+builds its own plugin manager from the session's :class:`PluginOptions`,
+calls the ``harness_run`` hook and sends the result back over a pipe, along
+with phase updates for the progress display.  The main process enforces
+``--timeout``, notices workers that die (segfault, out-of-memory kill) and
+turns both into failed results, so one bad run never takes the session down.
+Workers exit on their own if the main process disappears (``kill -9``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .context import RunContext
+from .plugin import PluginHost, PluginOptions, make_plugin_host
+from .types import Run, RunResult
+
+__all__ = ["Executor", "WorkerConfig", "default_devices", "failed_result"]
+
+PhaseCallback = Callable[[Run, str, str], None]
+ResultCallback = Callable[[RunResult], None]
+
+_REPORT_INTERVAL_S = 0.25
+
+
+def default_devices(requested: str | None) -> list[str]:
+    """``--device`` value -> device list; default: every GPU, else the CPU."""
+    if requested and requested != "auto":
+        return [d.strip() for d in requested.split(",") if d.strip()]
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+def failed_result(run: Run, error: str) -> RunResult:
+    return RunResult(
+        run_id=run.run_id,
+        spec=run.spec,
+        family=run.family,
+        status="failed",
+        main_metric=run.main_metric,
+        error=" ".join(error.split()),
+        dataset_sha256=run.dataset.sha256,
+        versions=dict(run.versions),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    """What a worker needs besides the run (picklable)."""
+
+    plugin_options: PluginOptions
+    cache_dir: str
+    threads: int = 0
+
+
+def run_one(
+    host: PluginHost,
+    run: Run,
+    device: str,
+    config: WorkerConfig,
+    report: Callable[[str, str], None],
+) -> RunResult:
+    """Call the ``harness_run`` hook for ``run`` in this process."""
+    context = RunContext(
+        run=run,
+        registries=host.registries,
+        device=torch.device(device),
+        cache_dir=Path(config.cache_dir),
+        seed=run.spec.seed,
+        report=report,
+    )
+    try:
+        result = host.hook.harness_run(run=run, context=context)
+    except Exception as exc:  # a harness_run implementation itself crashed
+        frames = traceback.extract_tb(exc.__traceback__)
+        where = f" in {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        return failed_result(
+            run, f"harness_run hook raised {type(exc).__name__}: {exc}{where}"
+        )
+    if result is None:
+        return failed_result(run, "no plugin's harness_run returned a result")
+    if not isinstance(result, RunResult):
+        return failed_result(
+            run, f"harness_run returned {type(result).__name__}, not RunResult"
+        )
+    return result
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(parent_pid, 0)
+        except OSError:
+            os._exit(3)  # the session is gone: nobody will read our result
+
+
+def _worker_main(
+    conn: multiprocessing.connection.Connection,
+    run: Run,
+    device: str,
+    config: WorkerConfig,
+    parent_pid: int,
+) -> None:
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's job
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    last: list[Any] = [None, 0.0]
+
+    def report(phase: str, detail: str) -> None:
+        now = time.monotonic()
+        if (phase, detail) != last[0] and (
+            phase != (last[0] or ("",))[0] or now - last[1] > _REPORT_INTERVAL_S
+        ):
+            last[0], last[1] = (phase, detail), now
+            conn.send(("phase", phase, detail))
+
+    try:
+        host = make_plugin_host(config.plugin_options)
+        result = run_one(host, run, device, config, report)
+    except BaseException as exc:  # plugin loading differs from the parent's?
+        result = failed_result(
+            run, f"worker could not start the run: {type(exc).__name__}: {exc}"
+        )
+    conn.send(("result", result.to_dict()))
+    conn.close()
+
+
+@dataclass(slots=True)
+class _Active:
+    process: BaseProcess
+    conn: multiprocessing.connection.Connection
+    run: Run
+    device: str
+    deadline: float | None
+    result: RunResult | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Executor:
+    """Runs a list of runs, ``jobs`` at a time, and reports as they finish.
+
+    :param jobs: parallel worker processes; 0 runs inline in this process
+        (no isolation and no timeout; for debugging with pdb).
+    :param timeout: seconds per run, or None.
+    """
+
+    config: WorkerConfig
+    jobs: int = 1
+    timeout: float | None = None
+    devices: list[str] = field(default_factory=lambda: ["cpu"])
+    host: PluginHost | None = None
+
+    def run(
+        self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
+    ) -> None:
+        if self.jobs == 0:
+            self._inline(runs, on_phase, on_result)
+        else:
+            self._processes(runs, on_phase, on_result)
+
+    def _inline(
+        self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
+    ) -> None:
+        host = self.host or make_plugin_host(self.config.plugin_options)
+        for run in runs:
+            result = run_one(
+                host,
+                run,
+                self.devices[0],
+                self.config,
+                lambda phase, detail, run=run: on_phase(run, phase, detail),  # type: ignore[misc]
+            )
+            on_result(result)
+
+    def _processes(
+        self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
+    ) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["harness._preload"])
+        pending = deque(runs)
+        active: dict[int, _Active] = {}
+        busy: dict[str, int] = dict.fromkeys(self.devices, 0)
+        threads = self.config.threads or max(
+            1, (os.cpu_count() or 1) // max(1, self.jobs)
+        )
+        config = WorkerConfig(
+            plugin_options=self.config.plugin_options,
+            cache_dir=self.config.cache_dir,
+            threads=threads,
+        )
+        try:
+            while pending or active:
+                while pending and len(active) < self.jobs:
+                    run = pending.popleft()
+                    device = min(busy, key=lambda d: busy[d])
+                    busy[device] += 1
+                    receiver, sender = ctx.Pipe(duplex=False)
+                    process = ctx.Process(
+                        target=_worker_main,
+                        args=(sender, run, device, config, os.getpid()),
+                        name=f"harness-{run.run_id}",
+                    )
+                    process.start()
+                    sender.close()
+                    deadline = time.monotonic() + self.timeout if self.timeout else None
+                    active[id(receiver)] = _Active(
+                        process, receiver, run, device, deadline
+                    )
+                self._poll(active, busy, on_phase, on_result)
+        except BaseException:
+            for item in active.values():
+                item.process.kill()
+            raise
+
+    def _poll(
+        self,
+        active: dict[int, _Active],
+        busy: dict[str, int],
+        on_phase: PhaseCallback,
+        on_result: ResultCallback,
+    ) -> None:
+        now = time.monotonic()
+        deadlines = [a.deadline - now for a in active.values() if a.deadline]
+        wait_s = max(0.0, min([0.5, *deadlines]))
+        waitables: list[Any] = [a.conn for a in active.values()]
+        waitables += [a.process.sentinel for a in active.values()]
+        multiprocessing.connection.wait(waitables, timeout=wait_s)
+        for key, item in list(active.items()):
+            finished = self._drain(item, on_phase)
+            if not finished and item.deadline and time.monotonic() > item.deadline:
+                item.process.kill()
+                item.process.join()
+                item.result = failed_result(
+                    item.run, f"timed out after {self.timeout:g}s (--timeout)"
+                )
+                finished = True
+            if not finished and not item.process.is_alive():
+                self._drain(item, on_phase)
+                finished = True
+            if finished:
+                item.process.join()
+                item.conn.close()
+                del active[key]
+                busy[item.device] -= 1
+                if item.result is None:
+                    code = item.process.exitcode
+                    how = (
+                        f"killed by signal {-code}"
+                        if code is not None and code < 0
+                        else f"exit code {code}"
+                    )
+                    item.result = failed_result(
+                        item.run, f"worker process died without a result ({how})"
+                    )
+                on_result(item.result)
+
+    @staticmethod
+    def _drain(item: _Active, on_phase: PhaseCallback) -> bool:
+        """Read every pending message; True once the result has arrived."""
+        try:
+            while item.conn.poll():
+                message = item.conn.recv()
+                if message[0] == "phase":
+                    on_phase(item.run, message[1], message[2])
+                elif message[0] == "result":
+                    item.result = RunResult.from_dict(message[1])
+        except (EOFError, OSError):
+            return item.result is not None or not item.process.is_alive()
+        return item.result is not None

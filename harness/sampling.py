@@ -1,0 +1,58 @@
+"""Weighted draws of column positions, for samplers (built-in and third-party).
+
+Draws use the Gumbel-top-k trick (Vieira 2014; Kool et al., ICML 2019): the
+top k of ``log w + Gumbel noise`` is an exact sample of k columns without
+replacement, proportional to w.  Working in log space means a weight of
+exp(-900) is still a valid (if unlikely) draw rather than an underflowed 0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["log_weighted_draw", "weighted_draw"]
+
+
+def _gumbel(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
+    uniform = torch.rand(shape, generator=generator, dtype=torch.float64)
+    return -torch.log(-torch.log(uniform.clamp(1e-300, 1.0 - 1e-16)))
+
+
+def log_weighted_draw(
+    log_weights: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Draw ``k`` positions per row with probability ∝ exp(log_weights).
+
+    Without replacement while a row has at least ``k`` drawable columns (the
+    usual case); a row with fewer draws with replacement among them, so a
+    forbidden column (log weight -inf) is never returned.
+
+    :param log_weights: shape: (B, C); -inf = never draw.
+    :returns: shape: (B, K) long.
+    """
+    log_weights = log_weights.to(torch.float64)
+    log_weights = log_weights.masked_fill(torch.isnan(log_weights), float("-inf"))
+    allowed = log_weights > float("-inf")
+    counts = allowed.sum(dim=1)
+    if bool((counts == 0).any()):
+        raise ValueError("an anchor has no candidate that may be drawn as a negative")
+    out = torch.empty(log_weights.shape[0], k, dtype=torch.long)
+    full = counts >= k
+    if bool(full.any()):
+        keys = log_weights[full] + _gumbel(log_weights[full].shape, generator)
+        out[full] = torch.topk(keys, k, dim=1).indices
+    if bool((~full).any()):
+        rows = log_weights[~full]
+        noise = _gumbel(torch.Size((rows.shape[0], k, rows.shape[1])), generator)
+        out[~full] = (rows[:, None, :] + noise).argmax(dim=2)
+    return out
+
+
+def weighted_draw(
+    weights: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """:func:`log_weighted_draw` for non-negative weights (0 = never draw)."""
+    weights = weights.to(torch.float64)
+    return log_weighted_draw(
+        torch.where(weights > 0, weights.log(), float("-inf")), k, generator
+    )

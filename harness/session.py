@@ -1,0 +1,194 @@
+"""A bench session: plan the matrix, run it through the hooks, report.
+
+The session only orchestrates; everything observable happens in plugins:
+the store resumes and persists (``harness.store``), the terminal reporter
+draws progress and the summary (``harness.terminal``), the runner executes
+(``harness.runner``).  That is pytest's ``wrap_session`` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .config import Selections, expand_matrix, load_suite, param_table_from_cli
+from .data import DataLocator
+from .errors import DatasetUnavailable, ExitCode, UsageError
+from .executor import Executor, WorkerConfig, default_devices
+from .plugin import PluginHost, PluginOptions
+from .registry import split_name
+from .store import DEFAULT_STORE, ResultStore
+from .types import DatasetRef, Run, RunResult, RunSpec, TaskInfo
+
+__all__ = ["BenchOptions", "Session"]
+
+
+@dataclass(slots=True, kw_only=True)
+class BenchOptions:
+    """Everything ``harness bench`` was asked to do."""
+
+    suites: list[str] = field(default_factory=list)
+    selections: Selections = field(default_factory=Selections)
+    seeds: int | None = None
+    params: list[str] = field(default_factory=list)
+    device: str | None = None
+    jobs: int = 1
+    timeout: float | None = None
+    rerun: bool = False
+    store: Path = DEFAULT_STORE
+    data_dirs: list[str] = field(default_factory=list)
+    cache_dir: str | None = None
+    offline: bool | None = None
+    plugin_options: PluginOptions = field(default_factory=PluginOptions)
+
+
+class Session:
+    """State shared by the hooks during one ``harness bench``."""
+
+    def __init__(
+        self, host: PluginHost, options: BenchOptions, console: Console | None = None
+    ) -> None:
+        self.host = host
+        self.options = options
+        self.console = console or Console(stderr=False)
+        self.locator = DataLocator.from_env(
+            options.data_dirs, options.cache_dir, options.offline
+        )
+        self.store: ResultStore | None = None
+        self.notes: list[str] = []
+        self.runs: list[Run] = []
+        self.planned: list[Run] = []
+        self.results: list[RunResult] = []
+        self.tasks: dict[str, TaskInfo] = {}
+        self.exitstatus: ExitCode = ExitCode.OK
+        self.shared: dict[str, Any] = {}  #: scratch space for plugins
+
+    @property
+    def registries(self) -> Any:
+        return self.host.registries
+
+    # -- planning ---------------------------------------------------------------------
+
+    def plan(self) -> list[Run]:
+        """Expand the matrix and locate every task's data."""
+        suites = [load_suite(s) for s in self.options.suites]
+        if not suites and not self.options.selections.any:
+            suites = [load_suite("quick")]
+        expansion = expand_matrix(
+            self.registries,
+            suites=suites,
+            selections=self.options.selections,
+            seeds=self.options.seeds,
+            cli_params=param_table_from_cli(self.options.params),
+        )
+        self.notes.extend(expansion.notes)
+        datasets: dict[str, DatasetRef | None] = {}
+        runs: list[Run] = []
+        for spec in expansion.specs:
+            key = f"{spec.task}|{sorted(spec.params.get('task', {}).items())}"
+            if key not in datasets:
+                datasets[key] = self._locate(spec)
+            dataset = datasets[key]
+            if dataset is None:
+                continue
+            task_cls = self.registries.tasks.get(spec.task).cls
+            self.tasks[spec.task] = task_cls.info(spec.task)
+            runs.append(
+                Run(
+                    spec=spec,
+                    family=task_cls.family,
+                    dataset=dataset,
+                    versions=self._versions(spec),
+                    main_metric=task_cls.main_metric,
+                )
+            )
+        self.planned = list(runs)
+        return runs
+
+    def _locate(self, spec: RunSpec) -> DatasetRef | None:
+        entry = self.registries.tasks.get(spec.task)
+        kwargs = dict(spec.params.get("task", {}))
+        argument = split_name(spec.task)[1]
+        if argument is not None:
+            kwargs["argument"] = argument
+        try:
+            task = entry.cls(**kwargs)
+            return task.locate(self.locator)  # type: ignore[no-any-return]
+        except DatasetUnavailable as exc:
+            self.notes.append(f"task '{spec.task}' skipped: {exc}")
+            return None
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"task '{spec.task}' (plugin {entry.plugin}): {exc}"
+            ) from None
+
+    def _versions(self, spec: RunSpec) -> dict[str, str]:
+        versions = {}
+        for kind, name in spec.components.items():
+            if name == "none":
+                continue
+            entry = self.registries[kind].get(name)
+            info = self.host.infos.get(entry.plugin)
+            version = entry.cls.version
+            if info is not None and info.origin == "entrypoint":
+                version += f"+{info.detail}"
+            versions[kind] = version
+        return versions
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self) -> ExitCode:
+        """Plan, execute and report; returns the exit status."""
+        hook = self.host.hook
+        runs = self.plan()
+        self.store = ResultStore(self.options.store)
+        try:
+            hook.harness_modify_runs(session=self, runs=runs)
+            self.runs = runs
+            if not self.planned:
+                self.exitstatus = ExitCode.NO_RUNS
+                hook.harness_session_finish(session=self, results=[])
+                return self.exitstatus
+            hook.harness_session_start(session=self, runs=runs)
+            executor = Executor(
+                config=WorkerConfig(
+                    plugin_options=self.options.plugin_options,
+                    cache_dir=str(self.locator.cache_dir),
+                ),
+                jobs=self.options.jobs,
+                timeout=self.options.timeout,
+                devices=default_devices(self.options.device),
+                host=self.host,
+            )
+            try:
+                executor.run(runs, self._on_phase, self._on_result)
+            except KeyboardInterrupt:
+                self.exitstatus = ExitCode.INTERRUPTED
+            if self.exitstatus == ExitCode.OK and any(not r.ok for r in self.results):
+                self.exitstatus = ExitCode.RUNS_FAILED
+            hook.harness_session_finish(session=self, results=self.matrix_results())
+            return self.exitstatus
+        finally:
+            self.store.close()
+
+    def _on_phase(self, run: Run, phase: str, detail: str) -> None:
+        self.host.hook.harness_run_phase(
+            session=self, run=run, phase=phase, detail=detail
+        )
+
+    def _on_result(self, result: RunResult) -> None:
+        self.results.append(result)
+        self.host.hook.harness_result(session=self, result=result)
+
+    def matrix_results(self) -> Sequence[RunResult]:
+        """This session's results plus stored results of its other planned runs."""
+        fresh = {r.run_id: r for r in self.results}
+        stored = []
+        if self.store is not None:
+            missing = [r.run_id for r in self.planned if r.run_id not in fresh]
+            stored = self.store.load(missing) if missing else []
+        return [*stored, *fresh.values()]

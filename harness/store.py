@@ -1,0 +1,213 @@
+"""SQLite result store (stdlib ``sqlite3``, WAL) and the plugin that feeds it.
+
+One database file holds every run: its config, status, error, timings,
+environment, metrics, diagnostics and per-item scores.  A run is written in a
+single transaction, so a process killed at any moment (``kill -9``) leaves
+either the whole run or nothing; WAL mode lets readers (``harness results``)
+work while a bench writes.  Only the main process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+from .plugin import hookimpl
+from .types import RunResult
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .types import Run
+
+__all__ = ["DEFAULT_STORE", "ResultStore"]
+
+DEFAULT_STORE = Path("harness-results") / "results.db"
+SCHEMA = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    task TEXT NOT NULL, family TEXT NOT NULL, model TEXT NOT NULL,
+    loss TEXT NOT NULL, sampler TEXT NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL, error TEXT,
+    main_metric TEXT NOT NULL, main_score REAL,
+    dataset_sha256 TEXT NOT NULL,
+    started_at TEXT, finished_at TEXT,
+    record TEXT NOT NULL             -- the full RunResult as JSON (no per-item)
+);
+CREATE INDEX IF NOT EXISTS runs_task ON runs(task, model, loss, sampler);
+CREATE TABLE IF NOT EXISTS per_item (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    metric TEXT NOT NULL, item TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (run_id, metric, item)
+) WITHOUT ROWID;
+"""
+
+
+class ResultStore:
+    """Read and write results in one SQLite file."""
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.exists() and not create:
+            raise UsageError(
+                f"result store {self.path} does not exist (run `harness bench` first)"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60)
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA:
+                raise UsageError(
+                    f"result store {self.path} has schema {version}, newer than "
+                    f"this harness ({SCHEMA}); upgrade negbench"
+                )
+            with self._db:
+                self._db.executescript(_DDL)
+                self._db.execute(f"PRAGMA user_version = {SCHEMA}")
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(
+                f"result store {self.path}: not a negbench result database ({exc}); "
+                "nothing was changed — pass another --store"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def save(self, result: RunResult) -> None:
+        """Insert or replace one run atomically (run row and per-item scores)."""
+        record = json.dumps(result.to_dict(per_item=False), sort_keys=True)
+        rows = [
+            (result.run_id, metric, item, value)
+            for metric, values in result.per_item.items()
+            for item, value in values.items()
+        ]
+        spec = result.spec
+        with self._db:  # one transaction: all or nothing
+            self._db.execute("DELETE FROM per_item WHERE run_id = ?", (result.run_id,))
+            self._db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    result.run_id,
+                    spec.task,
+                    result.family,
+                    spec.model,
+                    spec.loss,
+                    spec.sampler,
+                    spec.seed,
+                    result.status,
+                    result.error,
+                    result.main_metric,
+                    result.main_score,
+                    result.dataset_sha256,
+                    result.started_at,
+                    result.finished_at,
+                    record,
+                ),
+            )
+            self._db.executemany("INSERT INTO per_item VALUES (?,?,?,?)", rows)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def completed(self, run_ids: Iterable[str]) -> set[str]:
+        """Which of ``run_ids`` are stored with status ok."""
+        wanted = list(run_ids)
+        done: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            done.update(
+                row[0]
+                for row in self._db.execute(
+                    "SELECT run_id FROM runs WHERE status = 'ok' "
+                    f"AND run_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return done
+
+    def load(
+        self,
+        run_ids: Sequence[str] | None = None,
+        *,
+        per_item: bool = False,
+        filters: dict[str, Sequence[str]] | None = None,
+    ) -> list[RunResult]:
+        """Stored results, optionally restricted to ids or column values."""
+        query = "SELECT record FROM runs"
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, values in (filters or {}).items():
+            if values:
+                if column not in {
+                    "task",
+                    "family",
+                    "model",
+                    "loss",
+                    "sampler",
+                    "status",
+                }:
+                    raise ValueError(column)
+                clauses.append(f"{column} IN ({','.join('?' * len(values))})")
+                args.extend(values)
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY task, model, loss, sampler, seed"
+        results = [
+            RunResult.from_dict(json.loads(row[0]))
+            for row in self._db.execute(query, args)
+        ]
+        if run_ids is not None:
+            wanted = set(run_ids)
+            results = [r for r in results if r.run_id in wanted]
+        if per_item:
+            for result in results:
+                result.per_item = self.per_item(result.run_id)
+        return results
+
+    def per_item(self, run_id: str) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for metric, item, value in self._db.execute(
+            "SELECT metric, item, value FROM per_item WHERE run_id = ?", (run_id,)
+        ):
+            out.setdefault(metric, {})[item] = value
+        return out
+
+
+# -- plugin: resume and persistence ---------------------------------------------------
+
+
+@hookimpl
+def harness_modify_runs(session: Session, runs: list[Run]) -> None:
+    """Drop runs already completed in the store (resume), unless ``--rerun``."""
+    if session.store is None or session.options.rerun:
+        return
+    done = session.store.completed(r.run_id for r in runs)
+    if done:
+        runs[:] = [r for r in runs if r.run_id not in done]
+        session.notes.append(
+            f"{len(done)} run(s) already completed in {session.store.path}; "
+            "skipped (--rerun to repeat them)"
+        )
+
+
+@hookimpl
+def harness_result(session: Session, result: RunResult) -> None:
+    """Persist every finished run as soon as it arrives."""
+    if session.store is not None:
+        session.store.save(result)

@@ -1,0 +1,328 @@
+"""Core value types shared by the host, the plugins and the result store.
+
+This is the only module that defines them.  Values are frozen keyword-only
+dataclasses; tensors carry their shapes in the docstrings (PyKEEN style:
+``shape: (B, C)`` with B anchors in a batch and C candidates per anchor).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "FAMILIES",
+    "NONE",
+    "SCHEMA_VERSION",
+    "BoardRow",
+    "CandidateBatch",
+    "DatasetRef",
+    "Evaluation",
+    "Family",
+    "Leaderboard",
+    "Run",
+    "RunResult",
+    "RunSpec",
+    "TaskInfo",
+    "canonical_json",
+]
+
+#: the four task families negbench knows
+Family = Literal["retrieval", "sts", "kge", "multilabel"]
+FAMILIES: tuple[str, ...] = ("retrieval", "sts", "kge", "multilabel")
+
+#: the loss/sampler of a run whose model does not train (zero-shot reference rows)
+NONE = "none"
+
+#: version of the stored result schema (``RunResult.to_dict``)
+SCHEMA_VERSION = 1
+
+Params = Mapping[str, Mapping[str, Any]]
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise ``value`` deterministically (sorted keys, no whitespace)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSpec:
+    """One cell of the run matrix, as the user asked for it.
+
+    :param params: keyword arguments per component name, e.g.
+        ``{"simans": {"a": 0.5}, "scifact": {"epochs": 2}}``; only the entries
+        for this run's components are kept.
+    """
+
+    task: str
+    model: str
+    loss: str = NONE
+    sampler: str = NONE
+    seed: int = 0
+    params: Params = field(default_factory=dict)
+
+    @property
+    def components(self) -> dict[str, str]:
+        """Component kind -> name for this run."""
+        return {
+            "task": self.task,
+            "model": self.model,
+            "loss": self.loss,
+            "sampler": self.sampler,
+        }
+
+    @property
+    def label(self) -> str:
+        """Human-readable id, like a pytest node id."""
+        return f"{self.task}::{self.model}::{self.loss}::{self.sampler}::{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "model": self.model,
+            "loss": self.loss,
+            "sampler": self.sampler,
+            "seed": self.seed,
+            "params": {k: dict(v) for k, v in sorted(self.params.items())},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        return cls(
+            task=data["task"],
+            model=data["model"],
+            loss=data.get("loss", NONE),
+            sampler=data.get("sampler", NONE),
+            seed=int(data.get("seed", 0)),
+            params={k: dict(v) for k, v in data.get("params", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetRef:
+    """Where a task's data was found and a fingerprint of what was read.
+
+    :param sha256: sha256 over the relative names and bytes of every file the
+        task reads, so a result records exactly which data produced it.
+    """
+
+    name: str
+    path: str
+    sha256: str
+    origin: str = "data-dir"  #: "data-dir", "cache", "download" or "path"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskInfo:
+    """What the leaderboard needs to know about a task."""
+
+    name: str
+    family: str
+    main_metric: str
+    higher_is_better: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    """A planned run: the spec plus everything that fixes its identity.
+
+    ``run_id`` is a hash of the canonical config, the dataset fingerprint and
+    the versions of the four components, so the same run asked twice gets the
+    same id (resume) and any change to data or code gets a new one.
+    """
+
+    spec: RunSpec
+    family: str
+    dataset: DatasetRef
+    versions: Mapping[str, str]
+    main_metric: str
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            object.__setattr__(self, "run_id", self.compute_id())
+
+    def compute_id(self) -> str:
+        payload = {
+            "config": self.spec.to_dict(),
+            "dataset_sha256": self.dataset.sha256,
+            "versions": dict(sorted(self.versions.items())),
+        }
+        return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CandidateBatch:
+    """What a sampler sees for a batch of B anchors with C candidates each.
+
+    :param anchor_ids: shape: (B,) ids of the anchors (queries, entities, items).
+    :param candidate_ids: shape: (B, C) global ids of each anchor's candidates.
+        For a ``mined`` pool the columns are in descending score order (column 0
+        is the current model's top hit); for a ``uniform`` pool they are a
+        uniform draw in no particular order.
+    :param scores: shape: (B, C) current model score of each candidate
+        (detached; higher = more similar to the anchor).
+    :param positive_scores: shape: (B,) the same model's score of the positive
+        the anchor is being trained with.
+    :param known_positive: shape: (B, C) True where the candidate is a *known*
+        positive of the anchor; a sampler must never return such a column.
+    """
+
+    anchor_ids: torch.Tensor
+    candidate_ids: torch.Tensor
+    scores: torch.Tensor
+    positive_scores: torch.Tensor
+    known_positive: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return int(self.candidate_ids.shape[0])
+
+    @property
+    def num_candidates(self) -> int:
+        return int(self.candidate_ids.shape[1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Evaluation:
+    """What a task's evaluation returns.
+
+    :param metrics: metric name -> value averaged over evaluation items; must
+        contain the task's main metric.
+    :param per_item: metric name -> item id -> value, kept for paired
+        significance tests across runs (queries, sentence pairs, triples...).
+    """
+
+    metrics: Mapping[str, float]
+    per_item: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(slots=True, kw_only=True)
+class RunResult:
+    """The outcome of one run, as stored and as printed by ``harness results``."""
+
+    run_id: str
+    spec: RunSpec
+    family: str
+    status: Literal["ok", "failed"]
+    main_metric: str
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    per_item: dict[str, dict[str, float]] = field(default_factory=dict)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    dataset_sha256: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    started_at: str = ""
+    finished_at: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def main_score(self) -> float | None:
+        return self.metrics.get(self.main_metric) if self.ok else None
+
+    def to_dict(self, *, per_item: bool = True) -> dict[str, Any]:
+        """JSON-ready dict; the keys are the ``harness results --json`` schema."""
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "task": self.spec.task,
+            "family": self.family,
+            "model": self.spec.model,
+            "loss": self.spec.loss,
+            "sampler": self.spec.sampler,
+            "seed": self.spec.seed,
+            "params": self.spec.to_dict()["params"],
+            "status": self.status,
+            "error": self.error,
+            "metrics": dict(self.metrics),
+            "main_metric": self.main_metric,
+            "main_score": self.main_score,
+            "diagnostics": dict(self.diagnostics),
+            "timings": dict(self.timings),
+            "environment": dict(self.environment),
+            "dataset_sha256": self.dataset_sha256,
+            "versions": dict(self.versions),
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }
+        if per_item:
+            out["per_item"] = {k: dict(v) for k, v in self.per_item.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        version = int(data.get("schema_version", SCHEMA_VERSION))
+        if version > SCHEMA_VERSION:
+            raise ValueError(
+                f"result schema version {version} is newer than this harness "
+                f"understands ({SCHEMA_VERSION}); upgrade negbench"
+            )
+        return cls(
+            run_id=data["run_id"],
+            spec=RunSpec.from_dict(data),
+            family=data["family"],
+            status=data["status"],
+            main_metric=data["main_metric"],
+            error=data.get("error"),
+            metrics={k: float(v) for k, v in data.get("metrics", {}).items()},
+            per_item={
+                k: {i: float(x) for i, x in v.items()}
+                for k, v in data.get("per_item", {}).items()
+            },
+            diagnostics={k: float(v) for k, v in data.get("diagnostics", {}).items()},
+            timings={k: float(v) for k, v in data.get("timings", {}).items()},
+            environment=dict(data.get("environment", {})),
+            dataset_sha256=data.get("dataset_sha256", ""),
+            versions=dict(data.get("versions", {})),
+            started_at=data.get("started_at", ""),
+            finished_at=data.get("finished_at", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoardRow:
+    """One method on one task, aggregated over seeds."""
+
+    task: str
+    family: str
+    model: str
+    loss: str
+    sampler: str
+    main_metric: str
+    mean: float
+    std: float
+    n_seeds: int
+    rank: int
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    diagnostics: Mapping[str, float] = field(default_factory=dict)
+    train_seconds: float = 0.0
+    run_ids: tuple[str, ...] = ()
+    failed: int = 0
+
+    @property
+    def method(self) -> str:
+        return f"{self.model} · {self.loss} · {self.sampler}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Leaderboard:
+    """A ranked board: per-task rows plus an overall Borda ranking of methods.
+
+    :param overall: (method, borda points, tasks covered), best first.
+    """
+
+    tasks: Mapping[str, TaskInfo]
+    rows: tuple[BoardRow, ...]
+    overall: tuple[tuple[str, float, int], ...] = ()
+    schema_version: int = 1

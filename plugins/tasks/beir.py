@@ -1,0 +1,156 @@
+"""Reading BEIR-format retrieval folders.
+
+Layout (https://github.com/beir-cellar/beir)::
+
+    corpus.jsonl[.gz]     {"_id", "title", "text"} per line
+    queries.jsonl[.gz]    {"_id", "text"} per line
+    qrels/test.tsv        query-id <TAB> corpus-id <TAB> score (header optional)
+    qrels/train.tsv       optional, same format
+
+A document's text is ``(title + " " + text).strip()``, as MTEB builds it, so
+zero-shot scores are comparable with MTEB's.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import DataError
+
+__all__ = ["BeirData", "beir_files", "read_beir"]
+
+
+def _first_existing(folder: Path, *names: str) -> Path | None:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def beir_files(folder: Path) -> list[Path] | None:
+    """The files a BEIR folder provides, or None if it is incomplete."""
+    corpus = _first_existing(folder, "corpus.jsonl", "corpus.jsonl.gz")
+    queries = _first_existing(folder, "queries.jsonl", "queries.jsonl.gz")
+    test = folder / "qrels" / "test.tsv"
+    if corpus is None or queries is None or not test.is_file():
+        return None
+    files = [corpus, queries, test]
+    if (folder / "qrels" / "train.tsv").is_file():
+        files.append(folder / "qrels" / "train.tsv")
+    return files
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+            if not isinstance(record, dict) or "_id" not in record:
+                raise DataError(
+                    f"{path}:{number}: expected an object with an '_id' field"
+                )
+            yield number, record
+
+
+@dataclass(slots=True)
+class BeirData:
+    doc_ids: list[str]
+    doc_texts: list[str]  #: title and text joined, as MTEB joins them
+    queries: dict[str, str]
+    doc_titles: list[str] = field(default_factory=list)
+    doc_bodies: list[str] = field(default_factory=list)
+    #: split -> query id -> doc id -> graded relevance
+    qrels: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
+
+
+def read_qrels(
+    path: Path, doc_index: dict[str, int], queries: dict[str, str]
+) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for number, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
+            if not row or not "".join(row).strip():
+                continue
+            if number == 1 and row[0].strip().lower() in (
+                "query-id",
+                "query_id",
+                "qid",
+            ):
+                continue
+            if len(row) != 3:
+                raise DataError(
+                    f"{path}:{number}: expected 3 tab-separated columns "
+                    f"(query-id, corpus-id, score), got {len(row)}"
+                )
+            qid, did, score = (c.strip() for c in row)
+            try:
+                relevance = int(float(score))
+            except ValueError:
+                raise DataError(
+                    f"{path}:{number}: score {score!r} is not a number"
+                ) from None
+            if qid not in queries:
+                raise DataError(
+                    f"{path}:{number}: query id {qid!r} is not in the queries file"
+                )
+            if did not in doc_index:
+                # BEIR's own loaders skip such rows; so do we.
+                continue
+            qrels.setdefault(qid, {})[did] = relevance
+    if not qrels:
+        raise DataError(f"{path}: no usable relevance judgements")
+    return qrels
+
+
+def read_beir(folder: Path) -> BeirData:
+    files = beir_files(folder)
+    if files is None:
+        raise DataError(
+            f"{folder}: not a BEIR folder "
+            "(needs corpus.jsonl, queries.jsonl, qrels/test.tsv)"
+        )
+    corpus_path, queries_path = files[0], files[1]
+    doc_ids: list[str] = []
+    titles: list[str] = []
+    bodies: list[str] = []
+    doc_index: dict[str, int] = {}
+    for number, record in _jsonl(corpus_path):
+        did = str(record["_id"])
+        if did in doc_index:
+            raise DataError(f"{corpus_path}:{number}: duplicate document id {did!r}")
+        doc_index[did] = len(doc_ids)
+        doc_ids.append(did)
+        titles.append(str(record.get("title") or ""))
+        bodies.append(str(record.get("text") or ""))
+    queries = {str(r["_id"]): str(r.get("text") or "") for _, r in _jsonl(queries_path)}
+    data = BeirData(
+        doc_ids=doc_ids,
+        doc_texts=[
+            f"{title} {body}".strip() if title else body.strip()
+            for title, body in zip(titles, bodies, strict=True)
+        ],
+        queries=queries,
+        doc_titles=titles,
+        doc_bodies=bodies,
+    )
+    for split in ("train", "test"):
+        path = folder / "qrels" / f"{split}.tsv"
+        if path.is_file():
+            data.qrels[split] = read_qrels(path, doc_index, queries)
+    return data

@@ -1,0 +1,145 @@
+"""Shared fixtures: data location, a session cache, a CLI runner, a tiny BEIR set."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_PLUGINS = REPO / "tests" / "example_plugins"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("HARNESS_CACHE_DIR"):
+    # ranx's numba metrics compile once per cache, not once per test process
+    os.environ.setdefault(
+        "NUMBA_CACHE_DIR", str(Path(os.environ["HARNESS_CACHE_DIR"]) / "numba")
+    )
+
+
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real datasets (``HARNESS_DATA_DIR``); tests needing them skip without."""
+    value = os.environ.get("HARNESS_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        pytest.skip("HARNESS_DATA_DIR is not set (see README: running the tests)")
+    return Path(value)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for the whole session so SciFact is embedded at most once."""
+    value = os.environ.get("HARNESS_CACHE_DIR")
+    path = Path(value) if value else tmp_path_factory.mktemp("harness-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def harness_env(cache_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HARNESS_CACHE_DIR"] = str(cache_dir)
+    env.setdefault("NUMBA_CACHE_DIR", str(cache_dir / "numba"))
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HARNESS_OFFLINE"] = "1"
+    env.pop("HARNESS_PLUGINS", None)
+    env.pop("HARNESS_STORE", None)
+    return env
+
+
+RunHarness = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def run_harness(harness_env: dict[str, str], tmp_path: Path) -> RunHarness:
+    """Run the ``harness`` CLI in a subprocess, in ``tmp_path``."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args],
+            cwd=tmp_path,
+            env={**harness_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+def results_json(run_harness: RunHarness, *args: str) -> list[dict[str, object]]:
+    done = run_harness("results", "--json", *args)
+    assert done.returncode == 0, done.stderr
+    data: list[dict[str, object]] = json.loads(done.stdout)
+    return data
+
+
+WORDS = [f"w{i}" for i in range(120)]
+
+
+def write_tiny_beir(folder: Path, *, seed: int = 0, with_train: bool = True) -> Path:
+    """A small BEIR folder: 10 topics, 80 docs, 40 train and 20 test queries.
+
+    Documents of a topic share topic words; a query borrows words from one
+    document, which is its (only) labelled positive.
+    """
+    rng = random.Random(seed)
+    topics = [WORDS[i * 12 : (i + 1) * 12] for i in range(10)]
+    docs, queries, train, test = [], [], [], []
+    for d in range(80):
+        topic = topics[d % 10]
+        words = rng.sample(topic, 6) + rng.sample(WORDS, 3) + [f"doc{d}"]
+        docs.append(
+            {"_id": f"d{d}", "title": f"title {d % 10}", "text": " ".join(words)}
+        )
+    for q in range(60):
+        target = rng.randrange(80)
+        text = " ".join([*docs[target]["text"].split()[:4], f"doc{target}"])
+        queries.append({"_id": f"q{q}", "text": text})
+        (train if q < 40 else test).append((f"q{q}", f"d{target}"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps(q) + "\n" for q in queries)
+    )
+    (folder / "qrels").mkdir(exist_ok=True)
+    header = "query-id\tcorpus-id\tscore\n"
+    rows = test if with_train else train + test
+    (folder / "qrels" / "test.tsv").write_text(
+        header + "".join(f"{q}\t{d}\t1\n" for q, d in rows)
+    )
+    if with_train:
+        (folder / "qrels" / "train.tsv").write_text(
+            header + "".join(f"{q}\t{d}\t1\n" for q, d in train)
+        )
+    return folder
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    return write_tiny_beir(tmp_path / "tiny")
+
+
+#: arguments that load the toy model and example components from tests/example_plugins
+TOY = ("--plugins-dir", str(EXAMPLE_PLUGINS))

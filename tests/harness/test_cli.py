@@ -1,0 +1,354 @@
+"""End to end through the ``harness`` command, on a tiny BEIR folder and a toy model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import TOY, results_json
+
+TRAIN = (
+    "--param",
+    "task.beir.epochs=2",
+    "--param",
+    "task.beir.batch_size=8",
+    "--param",
+    "task.beir.depth=20",
+)
+
+
+def bench_tiny(run_harness, tiny_beir, *args, **kwargs):
+    return run_harness(
+        "bench", *TOY, "--task", f"beir:{tiny_beir}", *TRAIN, *args, **kwargs
+    )
+
+
+def test_matrix_runs_stores_and_ranks(run_harness, tiny_beir):
+    done = bench_tiny(
+        run_harness,
+        tiny_beir,
+        "--model",
+        "toy-bow",
+        "--model",
+        "toy-bow-frozen",
+        "--loss",
+        "infonce",
+        "--loss",
+        "margin",
+        "--sampler",
+        "random",
+        "--sampler",
+        "topk-hard",
+        "--sampler",
+        "simans",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ranked by ndcg@10" in done.stdout
+    results = results_json(run_harness)
+    assert len(results) == 2 * 3 * 2 + 2  # trained cells x seeds + zero-shot x seeds
+    required = {
+        "run_id",
+        "task",
+        "family",
+        "model",
+        "loss",
+        "sampler",
+        "seed",
+        "status",
+        "error",
+        "metrics",
+        "main_metric",
+        "diagnostics",
+        "timings",
+        "dataset_sha256",
+    }
+    for result in results:
+        assert required <= set(result)
+        assert result["status"] == "ok", result["error"]
+        assert result["family"] == "retrieval"
+        assert set(result["metrics"]) == {"ndcg@10", "mrr@10", "recall@100", "map@100"}
+        assert 0.0 <= result["metrics"]["ndcg@10"] <= 1.0
+        assert len(result["dataset_sha256"]) == 64
+        assert result["environment"]["packages"]["torch"]
+    frozen = [r for r in results if r["model"] == "toy-bow-frozen"]
+    assert {(r["loss"], r["sampler"]) for r in frozen} == {("none", "none")}
+    trained = [r for r in results if r["model"] == "toy-bow"]
+    for result in trained:
+        diag = result["diagnostics"]
+        assert diag["negatives_sampled"] > 0
+        assert "hardness_gap_q50" in diag and "neg_rank_q50" in diag
+        assert 0.0 <= diag["mining_share"] <= 1.0
+        assert {"embed", "mine", "train", "evaluate", "total"} <= set(result["timings"])
+    # hard negatives are harder than random ones, by construction
+    gap = {
+        r["sampler"]: r["diagnostics"]["hardness_gap_q50"]
+        for r in trained
+        if r["seed"] == 0 and r["loss"] == "infonce"
+    }
+    assert gap["topk-hard"] > gap["random"]
+    # per-item scores come back on request
+    per_item = results_json(run_harness, "--per-item", "--model", "toy-bow-frozen")
+    assert len(per_item[0]["per_item"]["ndcg@10"]) == 20  # the 20 test queries
+
+
+def test_resume_skips_completed_runs_and_rerun_repeats_them(run_harness, tiny_beir):
+    args = (
+        "--model",
+        "toy-bow",
+        "--loss",
+        "infonce",
+        "--sampler",
+        "random",
+        "--seeds",
+        "2",
+    )
+    first = bench_tiny(run_harness, tiny_beir, *args)
+    assert first.returncode == 0, first.stderr
+    again = bench_tiny(run_harness, tiny_beir, *args)
+    assert again.returncode == 0
+    assert "2 run(s) already completed" in again.stdout
+    assert "0 run(s) executed" in again.stdout
+    ids = [r["run_id"] for r in results_json(run_harness)]
+    rerun = bench_tiny(run_harness, tiny_beir, *args, "--rerun")
+    assert "2 run(s) executed" in rerun.stdout
+    assert sorted(r["run_id"] for r in results_json(run_harness)) == sorted(ids)
+
+
+def test_run_id_is_stable_and_changes_with_config(run_harness, tiny_beir):
+    args = ("--model", "toy-bow", "--loss", "infonce", "--sampler", "random")
+    bench_tiny(run_harness, tiny_beir, *args)
+    bad = bench_tiny(
+        run_harness, tiny_beir, *args, "--param", "sampler.random.nonexistent=1"
+    )
+    assert (
+        bad.returncode == 4
+        and "sampler 'random' has no parameter 'nonexistent'" in bad.stderr
+    )
+    (first,) = results_json(run_harness)
+    bench_tiny(run_harness, tiny_beir, *args, "--param", "loss.infonce.temperature=0.1")
+    ids = {r["run_id"] for r in results_json(run_harness)}
+    assert first["run_id"] in ids and len(ids) == 2
+
+
+def test_broken_plugins_fail_only_their_own_runs(run_harness, tiny_beir):
+    done = bench_tiny(
+        run_harness,
+        tiny_beir,
+        "--model",
+        "toy-bow",
+        "--loss",
+        "infonce",
+        "--loss",
+        "nan-loss",
+        "--sampler",
+        "random",
+        "--sampler",
+        "exploding",
+        "--sampler",
+        "returns-positive",
+    )
+    assert done.returncode == 1
+    by_cell = {(r["loss"], r["sampler"]): r for r in results_json(run_harness)}
+    assert by_cell[("infonce", "random")]["status"] == "ok"
+    errors = {
+        cell: r["error"] for cell, r in by_cell.items() if r["status"] == "failed"
+    }
+    assert errors[("infonce", "exploding")] == (
+        "sampler 'exploding' (plugin 'broken_components'): raised RuntimeError: "
+        "boom from the exploding sampler"
+    )
+    assert errors[("infonce", "returns-positive")].startswith(
+        "sampler 'returns-positive' (plugin 'broken_components'): returned a known "
+        "positive as a negative"
+    )
+    assert errors[("nan-loss", "random")] == (
+        "loss 'nan-loss' (plugin 'broken_components'): returned NaN loss values"
+    )
+    assert all("\n" not in e for e in errors.values())
+    assert "FAILED" in done.stdout
+
+
+def test_timeout_and_dead_worker_fail_the_run_only(run_harness, tiny_beir):
+    done = bench_tiny(
+        run_harness,
+        tiny_beir,
+        "--model",
+        "toy-bow",
+        "--loss",
+        "infonce",
+        "--sampler",
+        "sleepy",
+        "--sampler",
+        "segfaulting",
+        "--sampler",
+        "random",
+        "--param",
+        "sampler.sleepy.seconds=5",
+        "--timeout",
+        "4",
+        "--jobs",
+        "2",
+    )
+    assert done.returncode == 1
+    by_sampler = {r["sampler"]: r for r in results_json(run_harness)}
+    assert by_sampler["random"]["status"] == "ok"
+    assert by_sampler["sleepy"]["error"] == "timed out after 4s (--timeout)"
+    assert (
+        by_sampler["segfaulting"]["error"]
+        == "worker process died without a result (killed by signal 9)"
+    )
+
+
+def test_inline_mode_gives_the_same_results(run_harness, tiny_beir):
+    args = ("--model", "toy-bow", "--loss", "infonce", "--sampler", "simans")
+    bench_tiny(run_harness, tiny_beir, *args, "--jobs", "0")
+    (inline,) = results_json(run_harness)
+    bench_tiny(run_harness, tiny_beir, *args, "--rerun")
+    (isolated,) = results_json(run_harness)
+    assert inline["run_id"] == isolated["run_id"]
+    assert inline["metrics"] == isolated["metrics"]  # same seed, same numbers
+
+
+def test_kill_minus_9_loses_at_most_the_run_in_flight(
+    run_harness, harness_env, tiny_beir, tmp_path
+):
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "bench",
+        *TOY,
+        "--task",
+        f"beir:{tiny_beir}",
+        *TRAIN,
+        "--model",
+        "toy-bow",
+        "--loss",
+        "infonce",
+        "--sampler",
+        "sleepy",
+        "--param",
+        "sampler.sleepy.seconds=0.2",
+        "--seeds",
+        "4",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=harness_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = tmp_path / "harness-results" / "results.db"
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and stored < 1:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    stored = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+    assert stored >= 1, "no run finished before the deadline"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)  # workers notice the dead parent within 0.5 s
+    survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 when nothing matches
+        ["pgrep", "-f", f"beir:{tiny_beir}"], capture_output=True, text=True
+    )
+    assert survivors.stdout.strip() == "", (
+        "worker processes outlived the killed session"
+    )
+    before = {r["run_id"] for r in results_json(run_harness)}
+    assert 1 <= len(before) < 4
+    again = subprocess.run(
+        args,
+        cwd=tmp_path,
+        env=harness_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{len(before)} run(s) already completed" in again.stdout
+    assert f"{4 - len(before)} run(s) executed" in again.stdout
+    after = results_json(run_harness)
+    assert len(after) == 4 and len({r["run_id"] for r in after}) == 4
+    assert before <= {r["run_id"] for r in after}
+
+
+def test_usage_errors_are_one_line_with_exit_4(run_harness, tiny_beir, tmp_path):
+    done = run_harness("bench", "--task", "scifcat", "--model", "minilm")
+    assert done.returncode == 4
+    assert done.stderr.strip() == (
+        "ERROR: unknown task 'scifcat'; did you mean 'scifact'? "
+        "(`harness list tasks` shows them all)"
+    )
+    garbage = tmp_path / "not-a-db.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    done = bench_tiny(
+        run_harness, tiny_beir, "--model", "toy-bow-frozen", "--store", str(garbage)
+    )
+    assert done.returncode == 4
+    assert f"result store {garbage}: not a negbench result database" in done.stderr
+    assert garbage.read_bytes() == b"this is not sqlite" * 100
+    done = run_harness("results", "--store", str(tmp_path / "missing.db"))
+    assert done.returncode == 4 and "does not exist" in done.stderr
+
+
+def test_missing_dataset_is_skipped_with_one_line(run_harness, tmp_path):
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    done = run_harness(
+        "bench",
+        "--task",
+        "scifact",
+        "--model",
+        "minilm",
+        env={"HARNESS_DATA_DIR": str(empty)},
+    )
+    assert done.returncode == 5
+    lines = [line for line in done.stdout.splitlines() if "skipped" in line]
+    assert len(lines) == 1
+    assert "task 'scifact' skipped: dataset 'scifact' not found" in lines[0]
+    assert "HARNESS_DATA_DIR" in lines[0]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_results_json_is_a_list_even_when_empty(run_harness, tiny_beir):
+    bench_tiny(run_harness, tiny_beir, "--model", "toy-bow-frozen")
+    assert (
+        json.loads(run_harness("results", "--json", "--status", "failed").stdout) == []
+    )
+
+
+def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path):
+    bench_tiny(
+        run_harness,
+        tiny_beir,
+        "--model",
+        "toy-bow-frozen",
+        "--model",
+        "toy-bow",
+        "--loss",
+        "infonce",
+        "--sampler",
+        "random",
+    )
+    done = run_harness("leaderboard", "build", *TOY, "--out", str(tmp_path / "site"))
+    assert done.returncode == 0, done.stderr
+    board = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
+    assert board["schema_version"] == 1
+    assert {r["model"] for r in board["rows"]} == {"toy-bow", "toy-bow-frozen"}
+    assert sorted(r["rank"] for r in board["rows"]) == [1, 2]

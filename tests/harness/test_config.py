@@ -1,0 +1,232 @@
+"""Suites and the run matrix."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import UsageError
+from harness.config import (
+    Selections,
+    builtin_suites,
+    expand_matrix,
+    load_suite,
+    param_table_from_cli,
+    parse_param,
+)
+from harness.plugin import PluginOptions, make_plugin_host
+
+
+@pytest.fixture(scope="module")
+def registries():
+    return make_plugin_host(PluginOptions(autoload=False)).registries
+
+
+def write(tmp_path, text, name="suite.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def labels(expansion):
+    return [s.label for s in expansion.specs]
+
+
+def test_builtin_suites_load_and_expand(registries):
+    assert {"quick", "standard"} <= set(builtin_suites())
+    quick = expand_matrix(registries, suites=[load_suite("quick")])
+    assert "scifact::minilm::none::none::0" in labels(quick)
+    assert "scifact::minilm-adapter::infonce::simans::0" in labels(quick)
+    assert len(quick.specs) == 7
+    standard = expand_matrix(registries, suites=[load_suite("standard")])
+    seeds = {s.seed for s in standard.specs}
+    assert seeds == {0, 1, 2}
+
+
+def test_zero_shot_models_take_no_loss_or_sampler(registries):
+    expansion = expand_matrix(
+        registries,
+        selections=Selections(task=["scifact"], model=["minilm"], loss=["margin"]),
+    )
+    assert labels(expansion) == ["scifact::minilm::none::none::0"]
+
+
+def test_selections_alone_define_the_matrix(registries):
+    expansion = expand_matrix(
+        registries,
+        selections=Selections(
+            task=["scifact"], model=["minilm-adapter"], sampler=["simans"]
+        ),
+        seeds=2,
+    )
+    # missing --loss axis = every compatible loss
+    assert labels(expansion) == [
+        "scifact::minilm-adapter::infonce::simans::0",
+        "scifact::minilm-adapter::infonce::simans::1",
+        "scifact::minilm-adapter::margin::simans::0",
+        "scifact::minilm-adapter::margin::simans::1",
+    ]
+
+
+def test_selections_filter_a_suite(registries):
+    expansion = expand_matrix(
+        registries,
+        suites=[load_suite("quick")],
+        selections=Selections(sampler=["simans"]),
+    )
+    assert {s.sampler for s in expansion.specs} == {"simans"}
+    assert len(expansion.specs) == 2
+
+
+def test_task_is_required_without_a_suite(registries):
+    with pytest.raises(UsageError, match="--task is required"):
+        expand_matrix(registries, selections=Selections(model=["minilm"]))
+
+
+def test_unknown_names_get_suggestions(registries):
+    with pytest.raises(
+        UsageError, match="unknown sampler 'simnas'; did you mean 'simans'"
+    ):
+        expand_matrix(
+            registries, selections=Selections(task=["scifact"], sampler=["simnas"])
+        )
+
+
+def test_params_are_kind_scoped_and_validated(registries, tmp_path):
+    suite = load_suite(
+        write(
+            tmp_path,
+            """
+            seeds = 1
+            [params.task.scifact]
+            epochs = 1
+            [[matrix]]
+            task = "scifact"
+            model = "minilm-adapter"
+            loss = "infonce"
+            sampler = ["simans", "random"]
+            [matrix.params.sampler.simans]
+            a = 2.0
+            """,
+        )
+    )
+    expansion = expand_matrix(
+        registries,
+        suites=[suite],
+        cli_params=param_table_from_cli(["loss.infonce.temperature=0.1"]),
+    )
+    by_sampler = {s.sampler: s for s in expansion.specs}
+    assert by_sampler["simans"].params == {
+        "task": {"epochs": 1},
+        "loss": {"temperature": 0.1},
+        "sampler": {"a": 2.0},
+    }
+    assert "sampler" not in by_sampler["random"].params
+
+
+def test_unknown_parameter_names_the_component_and_suggests(registries, tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [[matrix]]
+        task = "scifact"
+        model = "minilm-adapter"
+        [matrix.params.sampler.simans]
+        aa = 1.0
+        """,
+    )
+    with pytest.raises(
+        UsageError, match=r"sampler 'simans' has no parameter 'aa'; did you mean 'a'"
+    ):
+        expand_matrix(registries, suites=[load_suite(path)])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "seeds = 1\n[[matrix]]\ntask = 'scifact'\nmodle = 'minilm'\n",
+            "unknown key 'modle'; did you mean 'model'",
+        ),
+        (
+            "sedes = 2\n[[matrix]]\ntask='scifact'\nmodel='minilm'\n",
+            "unknown key 'sedes'; did you mean 'seeds'",
+        ),
+        (
+            "seeds = 0\n[[matrix]]\ntask='scifact'\nmodel='minilm'\n",
+            "'seeds' must be a positive integer",
+        ),
+        ("seeds = 1\n", "needs at least one \\[\\[matrix\\]\\] block"),
+        ("[[matrix]]\nmodel='minilm'\n", "missing 'task'"),
+        (
+            "[[matrix]]\ntask = 3\nmodel='minilm'\n",
+            "expected a name or a list of names",
+        ),
+        ("[[matrix\n", "suite file .*suite.toml"),
+    ],
+)
+def test_malformed_suites_give_one_line_errors(tmp_path, text, message):
+    with pytest.raises(UsageError, match=message) as info:
+        load_suite(write(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_suite_name():
+    with pytest.raises(UsageError, match="did you mean 'quick'"):
+        load_suite("quik")
+
+
+def test_incompatible_components_are_dropped_with_a_note(registries):
+    import torch
+
+    from harness import Sampler, hookimpl
+
+    class KgeOnly(Sampler):
+        name = "kge-only"
+        families = frozenset({"kge"})
+
+        def sample(self, batch, num_negatives, generator):
+            return torch.zeros(batch.size, num_negatives, dtype=torch.long)
+
+    class Plugin:
+        @hookimpl
+        def harness_register_samplers(self):
+            return [KgeOnly]
+
+    host = make_plugin_host(
+        PluginOptions(autoload=False), extra=[("kge-plugin", Plugin())]
+    )
+    expansion = expand_matrix(
+        host.registries,
+        selections=Selections(
+            task=["scifact"],
+            model=["minilm-adapter"],
+            loss=["infonce"],
+            sampler=["kge-only", "random"],
+        ),
+    )
+    assert [s.sampler for s in expansion.specs] == ["random"]
+    assert any(
+        "'kge-only' does not support the retrieval family" in n for n in expansion.notes
+    )
+    # '*' silently takes only compatible ones
+    expansion = expand_matrix(
+        host.registries,
+        selections=Selections(
+            task=["scifact"], model=["minilm-adapter"], loss=["infonce"]
+        ),
+    )
+    assert "kge-only" not in {s.sampler for s in expansion.specs}
+
+
+def test_parse_param_values():
+    assert parse_param("sampler.simans.a=0.5") == ("sampler", "simans", "a", 0.5)
+    assert parse_param("sampler.simans.kernel=laplace") == (
+        "sampler",
+        "simans",
+        "kernel",
+        "laplace",
+    )
+    assert parse_param("task.scifact.epochs=2") == ("task", "scifact", "epochs", 2)
+    assert parse_param("model.minilm-adapter.shared=false")[3] is False
+    with pytest.raises(UsageError, match=r"KIND\.NAME\.KEY=VALUE"):
+        parse_param("simans.a=0.5")

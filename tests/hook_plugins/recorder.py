@@ -1,0 +1,88 @@
+"""Implements every run-protocol and leaderboard hook and records the calls.
+
+Loaded with ``--plugins-dir tests/hook_plugins``; writes one JSON line per
+hook call to the file named by ``HARNESS_TEST_RECORD``.  Behaviour switches
+(also environment variables) let tests make a hook *do* something:
+``RECORDER_DROP_SAMPLER`` (modify_runs drops that sampler's runs),
+``RECORDER_ANSWER_RUNS`` (harness_run answers with a canned result),
+``RECORDER_RANK`` (harness_rank answers with an empty board).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness import RunResult, hookimpl
+from harness.types import Leaderboard
+
+
+def _record(hook: str, **data: object) -> None:
+    target = os.environ.get("HARNESS_TEST_RECORD")
+    if target:
+        with open(target, "a") as handle:
+            handle.write(json.dumps({"hook": hook, "pid": os.getpid(), **data}) + "\n")
+
+
+@hookimpl
+def harness_modify_runs(session, runs):
+    _record("harness_modify_runs", runs=len(runs))
+    drop = os.environ.get("RECORDER_DROP_SAMPLER")
+    if drop:
+        runs[:] = [r for r in runs if r.spec.sampler != drop]
+        session.notes.append(f"recorder dropped sampler {drop}")
+
+
+@hookimpl
+def harness_session_start(session, runs):
+    _record("harness_session_start", runs=[r.spec.label for r in runs])
+
+
+@hookimpl
+def harness_run(run, context):
+    _record("harness_run", label=run.spec.label)
+    if os.environ.get("RECORDER_ANSWER_RUNS"):
+        return RunResult(
+            run_id=run.run_id,
+            spec=run.spec,
+            family=run.family,
+            status="ok",
+            main_metric=run.main_metric,
+            metrics={run.main_metric: 0.123},
+            dataset_sha256=run.dataset.sha256,
+        )
+    return None
+
+
+@hookimpl
+def harness_run_phase(session, run, phase, detail):
+    _record("harness_run_phase", label=run.spec.label, phase=phase)
+
+
+@hookimpl
+def harness_result(session, result):
+    _record("harness_result", label=result.spec.label, status=result.status)
+
+
+@hookimpl
+def harness_session_finish(session, results):
+    _record(
+        "harness_session_finish",
+        results=len(results),
+        exitstatus=int(session.exitstatus),
+    )
+
+
+@hookimpl
+def harness_rank(results, tasks):
+    _record("harness_rank", results=len(results))
+    if os.environ.get("RECORDER_RANK"):
+        return Leaderboard(tasks={}, rows=())
+    return None
+
+
+@hookimpl
+def harness_render(board, outdir):
+    _record("harness_render", rows=len(board.rows))
+    Path(outdir, "recorder.txt").write_text(f"{len(board.rows)} rows\n")

