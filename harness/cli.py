@@ -222,16 +222,15 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> ExitCode:
     if args.json:
         print(json.dumps([i.to_dict() for i in infos], indent=1))
         return ExitCode.OK
-    table = Table(title="harness plugins")
-    for col in ("plugin", "origin", "from", "components", "hooks"):
-        table.add_column(col)
+    table = Table(title=f"{len(infos)} plugins")
+    for col in ("plugin", "origin", "from", "contributes", "hooks"):
+        table.add_column(col, overflow="fold")
     for info in infos:
         components = "; ".join(
             f"{k}: {', '.join(v)}" for k, v in info.components.items()
         )
-        table.add_row(
-            info.name, info.origin, info.detail, components, ", ".join(info.hooks)
-        )
+        hooks = ", ".join(h.removeprefix("harness_") for h in info.hooks)
+        table.add_row(info.name, info.origin, info.detail, components, hooks)
     console.print(table)
     return ExitCode.OK
 

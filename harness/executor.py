@@ -113,6 +113,23 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)  # the session is gone: nobody will read our result
 
 
+class _Throttled:
+    """Sends phase updates to the main process: every new phase, and detail
+    changes at most every ``_REPORT_INTERVAL_S`` (a step counter must not
+    flood the pipe)."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self.conn = conn
+        self.phase = ""
+        self.sent_at = 0.0
+
+    def __call__(self, phase: str, detail: str) -> None:
+        now = time.monotonic()
+        if phase != self.phase or now - self.sent_at > _REPORT_INTERVAL_S:
+            self.phase, self.sent_at = phase, now
+            self.conn.send(("phase", phase, detail))
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection,
     run: Run,
@@ -124,15 +141,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's job
     if config.threads:
         torch.set_num_threads(config.threads)
-    last: list[Any] = [None, 0.0]
-
-    def report(phase: str, detail: str) -> None:
-        now = time.monotonic()
-        if (phase, detail) != last[0] and (
-            phase != (last[0] or ("",))[0] or now - last[1] > _REPORT_INTERVAL_S
-        ):
-            last[0], last[1] = (phase, detail), now
-            conn.send(("phase", phase, detail))
+    report = _Throttled(conn)
 
     try:
         host = make_plugin_host(config.plugin_options)

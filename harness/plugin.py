@@ -214,7 +214,7 @@ class _Loader:
             if self.is_blocked(module) and module not in ESSENTIAL_PLUGINS:
                 continue
             mod = self.import_module(module, "built-in plugin")
-            self.register(mod, module, "builtin", module)
+            self.register(mod, module, "builtin", _negbench_version())
 
     def load_modules(self, modules: Iterable[str], origin: str) -> None:
         flag = "-p" if origin == "module" else "HARNESS_PLUGINS"
@@ -301,6 +301,12 @@ class _Loader:
                 caller.name for caller in (self.pm.get_hookcallers(plugin) or [])
             )
         return registries
+
+
+def _negbench_version() -> str:
+    from . import __version__
+
+    return f"negbench {__version__}"
 
 
 def _one_line(exc: BaseException) -> str:

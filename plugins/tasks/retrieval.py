@@ -219,9 +219,8 @@ class RetrievalTask(Task):
                 doc_emb = _embed_all(model, doc_features, "document", device)
                 query_emb = _embed_all(model, query_features, "query", device)
                 pool = self._pool(sampler.pool, query_emb, doc_emb, context)
-                positive_scores = (query_emb[pairs[:, 0]] * doc_emb[pairs[:, 1]]).sum(
-                    -1
-                )
+                pair_scores = query_emb[pairs[:, 0]] * doc_emb[pairs[:, 1]]
+                positive_scores = pair_scores.sum(-1).cpu()
             model.train()
             order = torch.randperm(len(pairs), generator=context.generator)
             steps = (len(order) + self.batch_size - 1) // self.batch_size
@@ -286,7 +285,7 @@ class RetrievalTask(Task):
         else:
             ids = torch.from_numpy(_faiss_search(query_emb, doc_emb, depth)[1]).long()
         # Scores in torch for both pools, so they match the positives' scores.
-        scores = torch.einsum("qd,qcd->qc", query_emb, doc_emb[ids])
+        scores = torch.einsum("qd,qcd->qc", query_emb, doc_emb[ids.to(doc_emb.device)])
         ranks = None
         if full is not None:
             # rank = 1 + documents scored higher (beyond float noise between kernels)
@@ -295,7 +294,12 @@ class RetrievalTask(Task):
                 torch.searchsorted(-full.contiguous(), higher.contiguous(), side="left")
                 + 1
             )
-        return Pool(ids=ids, scores=scores, ranks=ranks)
+        # Pools live on the CPU with the ids and masks built from them.
+        return Pool(
+            ids=ids,
+            scores=scores.cpu(),
+            ranks=None if ranks is None else ranks.cpu(),
+        )
 
     def _step_loss(
         self,
