@@ -21,7 +21,14 @@ import torch
 if TYPE_CHECKING:
     from .context import RunContext
     from .data import DataLocator
-    from .types import CandidateBatch, DatasetRef, Evaluation, TaskInfo
+    from .types import (
+        CandidateBatch,
+        DatasetRef,
+        Evaluation,
+        Negatives,
+        ScoredBatch,
+        TaskInfo,
+    )
 
 __all__ = [
     "KINDS",
@@ -62,25 +69,64 @@ class Sampler(Component, ABC):
     shape (B, K), integer positions inside [0, C), and never a column marked in
     ``batch.known_positive``; a violation fails the run and names the plugin.
 
+    The class attributes below are the sampler's requests to the task's
+    training protocol; the protocol honours them for every task family.
+
     :cvar pool: which candidates the task offers: ``"mined"`` (the current
-        model's top candidates, in descending score order) or ``"uniform"``
-        (a uniform random draw from all candidates).
+        model's top ``depth`` candidates, in descending score order),
+        ``"uniform"`` (a uniform random draw from all candidates) or
+        ``"queue"`` (a FIFO memory of recently seen positives with the
+        embeddings they had then, MoCo-style; all anchors share it).
+    :cvar refresh: when the pool is re-mined, overriding the protocol's own
+        setting: ``"static"`` (once, with the model as it is before training,
+        STAR), ``"epoch"``, ``"step"`` (every step, ADORE) or an int N (every N
+        steps).  None keeps the protocol's setting.
+    :cvar in_batch_negatives: force in-batch negatives on or off; None lets the
+        loss decide (its ``in_batch`` parameter).
+    :cvar freeze_candidates: score candidates (positives and negatives) with a
+        frozen index built before training, so only the anchor side learns
+        (ADORE).
+    :cvar needs_embeddings: ask for the detached embeddings in the batch
+        (clustering, memory queues); off by default to save memory.
     """
 
     kind = "sampler"
-    pool: ClassVar[Literal["mined", "uniform"]] = "mined"
+    pool: ClassVar[Literal["mined", "uniform", "queue"]] = "mined"
+    refresh: ClassVar[str | int | None] = None
+    in_batch_negatives: ClassVar[bool | None] = None
+    freeze_candidates: ClassVar[bool] = False
+    needs_embeddings: ClassVar[bool] = False
+
+    def num_negatives(self, requested: int) -> int:
+        """How many negatives per anchor to return when the task asks for
+        ``requested`` (the protocol's ``num_negatives``); e.g. 0 for in-batch
+        only, or a fixed list length for listwise training."""
+        return requested
+
+    def suspect(
+        self, anchor_embeddings: torch.Tensor, column_embeddings: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Flag in-batch columns believed to be false negatives (optional).
+
+        :param anchor_embeddings: shape: (B, D) detached, current anchors.
+        :param column_embeddings: shape: (B, M, D) detached in-batch columns.
+        :returns: shape: (B, M) bool, or None for no opinion (the default).
+        """
+        return None
 
     @abstractmethod
     def sample(
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
-    ) -> torch.Tensor:
+    ) -> torch.Tensor | Negatives:
         """Return negative *column positions* into ``batch.candidate_ids``.
 
         :param batch: the anchors, their candidates and scores.
-        :param num_negatives: K, the number of negatives per anchor.
+        :param num_negatives: K, as returned by :meth:`num_negatives`.
         :param generator: seeded RNG; use it for every random draw so a run is
             reproducible.
-        :returns: shape: (B, K) long tensor of positions in [0, C).
+        :returns: shape: (B, K) long tensor of positions in [0, C), or a
+            :class:`Negatives` that also flags suspected false negatives or adds
+            synthetic negative vectors.
         """
 
 
@@ -90,19 +136,37 @@ class Loss(Component, torch.nn.Module):
     Subclasses implement :meth:`forward`; the harness reduces the per-anchor
     losses (mean) and checks they are finite.
 
+    Most losses need only scores and implement :meth:`forward`.  A loss that
+    needs more of the batch (embeddings for whitening, gold labels, suspected
+    false negatives) overrides :meth:`forward_batch` instead.  A loss may own
+    trainable parameters (CET's selection model); the protocol optimises them
+    together with the model.
+
     :cvar in_batch_default: whether, by default, the other anchors' positives
-        in the batch are appended as extra negatives (the loss's ``in_batch``
-        keyword overrides it).
+        and negatives in the batch are appended as extra negatives (the loss's
+        ``in_batch`` keyword overrides it).
+    :cvar needs_negatives: False for negative-free losses (W-MSE); the matrix
+        then pairs them with no sampler.
+    :cvar needs_negative_embeddings: ask for ``ScoredBatch.negative_embeddings``
+        (one embedding per negative column; costs memory, so off by default).
     """
 
     kind = "loss"
     in_batch_default: ClassVar[bool] = False
+    needs_negatives: ClassVar[bool] = True
+    needs_negative_embeddings: ClassVar[bool] = False
 
     def __init__(self, *, in_batch: bool | None = None) -> None:
         torch.nn.Module.__init__(self)
         self.in_batch = self.in_batch_default if in_batch is None else in_batch
 
-    @abstractmethod
+    def forward_batch(self, batch: ScoredBatch) -> torch.Tensor:
+        """Per-anchor losses for a whole :class:`ScoredBatch`. shape: (B,).
+
+        The default calls :meth:`forward` with the scores and the mask.
+        """
+        return self(batch.positive, batch.negative, batch.mask)  # type: ignore[no-any-return]
+
     def forward(
         self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
@@ -114,7 +178,7 @@ class Loss(Component, torch.nn.Module):
             (False entries must not influence the result).
         :returns: shape: (B,) unreduced losses.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} implements forward_batch")
 
 
 class Model(Component, torch.nn.Module):
@@ -197,6 +261,12 @@ class Task(Component, ABC):
 
     @classmethod
     def info(cls, name: str | None = None) -> TaskInfo:
+        """Family, main metric and description of the task called ``name``.
+
+        Tasks taking an argument (``mteb:STS12``) may override this to answer
+        per argument; the matrix and the leaderboard use it, not the class
+        attributes.
+        """
         from .types import TaskInfo
 
         return TaskInfo(

@@ -264,6 +264,9 @@ def expand_matrix(
     specs: list[RunSpec] = []
     seen: set[str] = set()
 
+    def needs_negatives(loss: str) -> bool:
+        return bool(registries.losses.get(loss).cls.needs_negatives)
+
     def names(kind: str, requested: Sequence[str], family: str) -> list[str]:
         if ALL in requested:
             return [e.name for e in registries[kind] if family in e.cls.families]
@@ -299,17 +302,21 @@ def expand_matrix(
         if ALL in tasks:
             tasks = registries.tasks.names()
         for task in tasks:
-            family = registries.tasks.get(task).cls.family
+            family = registries.tasks.get(task).cls.info(task).family
             for model in names("model", block.axes["model"], family):
                 trainable = registries.models.get(model).cls.trainable
+                combos: list[tuple[str, str]] = [(NONE, NONE)]
                 if trainable:
                     losses = names("loss", block.axes.get("loss", [ALL]), family)
                     samplers = names(
                         "sampler", block.axes.get("sampler", [ALL]), family
                     )
-                else:
-                    losses, samplers = [NONE], [NONE]
-                for loss, sampler in itertools.product(losses, samplers):
+                    combos = [
+                        # negative-free losses (W-MSE) take no sampler
+                        (loss, sampler if needs_negatives(loss) else NONE)
+                        for loss, sampler in itertools.product(losses, samplers)
+                    ]
+                for loss, sampler in dict.fromkeys(combos):
                     chosen = {
                         "task": task,
                         "model": model,

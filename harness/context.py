@@ -22,11 +22,12 @@ import torch
 
 from .cache import ArrayCache
 from .errors import ComponentError, ContractError, HarnessError
+from .types import Negatives
 
 if TYPE_CHECKING:
     from .components import Loss, Sampler
     from .registry import Registries
-    from .types import CandidateBatch, Run
+    from .types import CandidateBatch, Run, ScoredBatch
 
 __all__ = ["ComponentRef", "Diagnostics", "RunContext"]
 
@@ -63,7 +64,34 @@ class Diagnostics:
     def count(self, key: str, amount: float) -> None:
         self._counts[key] += amount
 
+    def observe_in_batch(
+        self,
+        *,
+        gaps: torch.Tensor,
+        hidden: torch.Tensor | None,
+        exact: bool,
+        as_sampled: bool,
+    ) -> None:
+        """Valid in-batch negative columns: their hardness and false negatives.
+
+        :param gaps: negative minus positive score of each valid column.
+        :param hidden: whether each valid column is a hidden positive.
+        :param as_sampled: count them as the sampler's negatives (when the
+            sampler returns none of its own, i.e. in-batch only).
+        """
+        key = "fn" if exact else "fn_lower_bound"
+        if hidden is not None:
+            self.count(f"in_batch_{key}_hits", float(hidden.sum()))
+            self.count(f"in_batch_{key}_checked", float(hidden.numel()))
+        if as_sampled:
+            self.add_values("hardness_gap", gaps)
+            self.count("negatives_sampled", gaps.numel())
+            if hidden is not None:
+                self.count(f"{key}_hits", float(hidden.sum()))
+                self.count(f"{key}_checked", float(hidden.numel()))
+
     def summary(self) -> dict[str, float]:
+        """Quantiles of every recorded value, counts, and the derived rates."""
         out: dict[str, float] = {}
         for key, chunks in self._values.items():
             merged = np.concatenate(chunks)
@@ -72,14 +100,26 @@ class Diagnostics:
             for q in (10, 50, 90):
                 out[f"{key}_q{q}"] = float(np.percentile(merged, q))
             out[f"{key}_mean"] = float(merged.mean())
-        sampled = self._counts.get("negatives_sampled", 0.0)
-        out.update({k: v for k, v in self._counts.items() if not k.startswith("fn_")})
-        for key in ("fn", "fn_lower_bound"):
-            if self._counts.get(f"{key}_checked"):
-                rate = self._counts[f"{key}_hits"] / self._counts[f"{key}_checked"]
-                out["fn_rate" if key == "fn" else "fn_rate_lower_bound"] = rate
-        if sampled:
-            out["negatives_sampled"] = sampled
+        counts = self._counts
+        if counts.get("negatives_sampled"):
+            out["negatives_sampled"] = counts["negatives_sampled"]
+        for prefix in ("", "in_batch_"):
+            for key, name in (
+                ("fn", "fn_rate"),
+                ("fn_lower_bound", "fn_rate_lower_bound"),
+            ):
+                if counts.get(f"{prefix}{key}_checked"):
+                    out[prefix + name] = (
+                        counts[f"{prefix}{key}_hits"] / counts[f"{prefix}{key}_checked"]
+                    )
+        if counts.get("suspect_flagged"):
+            out["fn_detection_precision"] = (
+                counts["suspect_correct"] / counts["suspect_flagged"]
+            )
+        if "suspect_flagged" in counts and counts.get("suspect_actual"):
+            out["fn_detection_recall"] = (
+                counts["suspect_correct"] / counts["suspect_actual"]
+            )
         out.update(self.extra)
         return out
 
@@ -149,7 +189,8 @@ class RunContext:
                 kind, ref.name, ref.plugin, f"raised {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _violation(self, kind: str, message: str) -> ContractError:
+    def violation(self, kind: str, message: str) -> ContractError:
+        """A contract error naming this run's ``kind`` component and its plugin."""
         ref = self.refs[kind]
         return ContractError(kind, ref.name, ref.plugin, message)
 
@@ -161,7 +202,7 @@ class RunContext:
         oracle_positive: torch.Tensor | None = None,
         oracle_is_exact: bool = False,
         ranks: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    ) -> Negatives:
         """Ask the run's sampler for negatives and check the answer.
 
         :param batch: what the sampler may see.
@@ -173,37 +214,71 @@ class RunContext:
             tasks) or a lower bound (real tasks).
         :param ranks: shape: (B, C) 1-based rank of each candidate in the full
             ranking of the anchor, when the task can compute it.
-        :returns: shape: (B, K) long positions into ``batch.candidate_ids``.
+        :returns: the checked answer; ``positions`` has shape (B, K) and is a
+            long tensor on the candidates' device.
         """
         if self.sampler is None:
             raise HarnessError("this run has no sampler")
         with self.guard("sampler"):
-            chosen = self.sampler.sample(batch, num_negatives, self.generator)
-        chosen = self._check_sample(batch, num_negatives, chosen)
-        self._record(batch, chosen, oracle_positive, oracle_is_exact, ranks)
-        return chosen
+            answer = self.sampler.sample(batch, num_negatives, self.generator)
+        if isinstance(answer, Negatives):
+            positions = self._check_sample(batch, num_negatives, answer.positions)
+            self._check_extras(batch, positions, answer)
+            answer = Negatives(
+                positions=positions, suspected=answer.suspected, vectors=answer.vectors
+            )
+        else:
+            answer = Negatives(
+                positions=self._check_sample(batch, num_negatives, answer)
+            )
+        self._record(batch, answer, oracle_positive, oracle_is_exact, ranks)
+        return answer
+
+    def _check_extras(
+        self, batch: CandidateBatch, positions: torch.Tensor, answer: Negatives
+    ) -> None:
+        suspected, vectors = answer.suspected, answer.vectors
+        if suspected is not None and (
+            not isinstance(suspected, torch.Tensor)
+            or suspected.dtype != torch.bool
+            or suspected.shape != positions.shape
+        ):
+            raise self.violation(
+                "sampler",
+                f"'suspected' must be a bool tensor of shape {tuple(positions.shape)}",
+            )
+        if vectors is not None and (
+            not isinstance(vectors, torch.Tensor)
+            or vectors.ndim != 3
+            or vectors.shape[0] != batch.size
+            or not bool(torch.isfinite(vectors).all())
+        ):
+            raise self.violation(
+                "sampler",
+                f"'vectors' must be a finite tensor of shape ({batch.size}, E, D)",
+            )
 
     def _check_sample(
         self, batch: CandidateBatch, k: int, chosen: object
     ) -> torch.Tensor:
         if not isinstance(chosen, torch.Tensor):
-            raise self._violation(
+            raise self.violation(
                 "sampler", f"returned {type(chosen).__name__}, not a tensor"
             )
         expected = (batch.size, k)
         if tuple(chosen.shape) != expected:
-            raise self._violation(
+            raise self.violation(
                 "sampler", f"returned shape {tuple(chosen.shape)}, expected {expected}"
             )
         if chosen.dtype.is_floating_point or chosen.dtype == torch.bool:
-            raise self._violation(
+            raise self.violation(
                 "sampler", f"returned dtype {chosen.dtype}, not integer"
             )
         chosen = chosen.long().to(batch.candidate_ids.device)
         if chosen.numel() and (
             chosen.min() < 0 or chosen.max() >= batch.num_candidates
         ):
-            raise self._violation(
+            raise self.violation(
                 "sampler",
                 f"returned positions outside [0, {batch.num_candidates})",
             )
@@ -211,7 +286,7 @@ class RunContext:
         if bool(hits.any()):
             row, col = (int(i) for i in hits.nonzero()[0])
             cand = int(batch.candidate_ids[row, chosen[row, col]])
-            raise self._violation(
+            raise self.violation(
                 "sampler",
                 f"returned a known positive as a negative (anchor "
                 f"{int(batch.anchor_ids[row])}, candidate {cand})",
@@ -221,12 +296,15 @@ class RunContext:
     def _record(
         self,
         batch: CandidateBatch,
-        chosen: torch.Tensor,
+        answer: Negatives,
         oracle: torch.Tensor | None,
         exact: bool,
         ranks: torch.Tensor | None,
     ) -> None:
         d = self.diagnostics
+        chosen = answer.positions
+        if chosen.numel() == 0:
+            return
         scores = batch.scores.gather(1, chosen)
         d.add_values("hardness_gap", scores - batch.positive_scores[:, None])
         if ranks is not None:
@@ -234,28 +312,34 @@ class RunContext:
         d.count("negatives_sampled", chosen.numel())
         if oracle is not None:
             key = "fn" if exact else "fn_lower_bound"
-            d.count(f"{key}_hits", float(oracle.gather(1, chosen).sum()))
+            truly_false = oracle.gather(1, chosen)
+            d.count(f"{key}_hits", float(truly_false.sum()))
             d.count(f"{key}_checked", chosen.numel())
+            if answer.suspected is not None and exact:
+                # how good the sampler's own false-negative detection is
+                flagged = answer.suspected.to(truly_false.device)
+                d.count("suspect_flagged", float(flagged.sum()))
+                d.count("suspect_correct", float((flagged & truly_false).sum()))
+                d.count("suspect_actual", float(truly_false.sum()))
 
-    def compute_loss(
-        self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
+    def compute_loss(self, batch: ScoredBatch) -> torch.Tensor:
         """Per-anchor losses from the run's loss, checked, reduced by mean."""
         if self.loss is None:
             raise HarnessError("this run has no loss")
+        positive = batch.positive
         with self.guard("loss"):
-            losses = self.loss(positive, negative, mask)
+            losses = self.loss.forward_batch(batch)
         if not isinstance(losses, torch.Tensor):
-            raise self._violation(
+            raise self.violation(
                 "loss", f"returned {type(losses).__name__}, not a tensor"
             )
         if tuple(losses.shape) != (positive.shape[0],):
-            raise self._violation(
+            raise self.violation(
                 "loss",
                 f"returned shape {tuple(losses.shape)}, expected "
                 f"({positive.shape[0]},): one loss per anchor, unreduced",
             )
         if not bool(torch.isfinite(losses).all()):
             bad = "NaN" if bool(torch.isnan(losses).any()) else "infinite"
-            raise self._violation("loss", f"returned {bad} loss values")
+            raise self.violation("loss", f"returned {bad} loss values")
         return losses.mean()

@@ -53,16 +53,42 @@ HOOK_PREFIX = "harness_"
 
 #: built-in plugins, registered exactly like third-party ones
 BUILTIN_PLUGINS: tuple[str, ...] = (
+    # the host's own
     "harness.runner",
     "harness.store",
     "harness.terminal",
+    # tasks
     "negbench_plugins.tasks.retrieval",
+    "negbench_plugins.tasks.sts",
+    "negbench_plugins.tasks.synth_fn",
+    "negbench_plugins.tasks.mteb_task",
+    # models
     "negbench_plugins.models.minilm",
+    "negbench_plugins.models.minilm_full",
+    "negbench_plugins.models.bow",
+    # losses
     "negbench_plugins.losses.infonce",
     "negbench_plugins.losses.margin",
+    "negbench_plugins.losses.pairwise_logistic",
+    "negbench_plugins.losses.lambdarank",
+    "negbench_plugins.losses.dcl",
+    "negbench_plugins.losses.hcl",
+    "negbench_plugins.losses.cet",
+    "negbench_plugins.losses.bml",
+    "negbench_plugins.losses.cosent",
+    "negbench_plugins.losses.wmse",
+    # samplers
     "negbench_plugins.samplers.random",
+    "negbench_plugins.samplers.in_batch",
     "negbench_plugins.samplers.topk_hard",
     "negbench_plugins.samplers.simans",
+    "negbench_plugins.samplers.star",
+    "negbench_plugins.samplers.adore",
+    "negbench_plugins.samplers.positive_aware",
+    "negbench_plugins.samplers.cluster",
+    "negbench_plugins.samplers.moco_filter",
+    "negbench_plugins.samplers.dhnm",
+    # leaderboard
     "negbench_leaderboard.ranking",
     "negbench_leaderboard.json_render",
 )

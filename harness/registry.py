@@ -98,6 +98,12 @@ class Registry(Generic[C]):
                 f"{sorted(FAMILIES)}, got {sorted(families)}"
             )
         missing = _missing_abstract_methods(cls)
+        if (
+            issubclass(cls, Loss)
+            and cls.forward is Loss.forward
+            and cls.forward_batch is Loss.forward_batch
+        ):
+            missing.append("forward (or forward_batch)")
         if missing:
             raise UsageError(f"{where}: does not implement {', '.join(missing)}")
 

@@ -83,14 +83,16 @@ def _blame(
     return None
 
 
-def _check_evaluation(evaluation: object, task: Task, ref: ComponentRef) -> Evaluation:
+def _check_evaluation(
+    evaluation: object, main_metric: str, ref: ComponentRef
+) -> Evaluation:
     def bad(message: str) -> ContractError:
         return ContractError("task", ref.name, ref.plugin, message)
 
     if not isinstance(evaluation, Evaluation):
         raise bad(f"evaluate() returned {type(evaluation).__name__}, not Evaluation")
-    if task.main_metric not in evaluation.metrics:
-        raise bad(f"evaluate() did not return the main metric '{task.main_metric}'")
+    if main_metric not in evaluation.metrics:
+        raise bad(f"evaluate() did not return the main metric '{main_metric}'")
     for key, value in evaluation.metrics.items():
         if not isinstance(value, float | int) or not math.isfinite(value):
             raise bad(f"metric '{key}' is {value!r}, not a finite number")
@@ -145,7 +147,9 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
         model.eval()
         with context.phase("evaluate"), torch.no_grad():
             evaluation = _check_evaluation(
-                task.evaluate(data, model, context), task, components["task"][1]
+                task.evaluate(data, model, context),
+                run.main_metric,
+                components["task"][1],
             )
         result.status = "ok"
         result.metrics = {k: float(v) for k, v in evaluation.metrics.items()}

@@ -95,15 +95,15 @@ class Session:
             dataset = datasets[key]
             if dataset is None:
                 continue
-            task_cls = self.registries.tasks.get(spec.task).cls
-            self.tasks[spec.task] = task_cls.info(spec.task)
+            info = self.registries.tasks.get(spec.task).cls.info(spec.task)
+            self.tasks[spec.task] = info
             runs.append(
                 Run(
                     spec=spec,
-                    family=task_cls.family,
+                    family=info.family,
                     dataset=dataset,
                     versions=self._versions(spec),
-                    main_metric=task_cls.main_metric,
+                    main_metric=info.main_metric,
                 )
             )
         self.planned = list(runs)

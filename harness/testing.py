@@ -16,6 +16,7 @@ component that passes here will not fail a benchmark on its contract.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,9 +25,15 @@ import torch
 from .components import Loss, Sampler
 from .context import ComponentRef, RunContext
 from .registry import Registries
-from .types import CandidateBatch, DatasetRef, Run, RunSpec
+from .types import CandidateBatch, DatasetRef, Negatives, Run, RunSpec, ScoredBatch
 
-__all__ = ["LossContract", "SamplerContract", "make_candidate_batch", "make_context"]
+__all__ = [
+    "LossContract",
+    "SamplerContract",
+    "make_candidate_batch",
+    "make_context",
+    "make_scored_batch",
+]
 
 
 def make_candidate_batch(
@@ -85,6 +92,37 @@ def make_context(
     return context
 
 
+def _positions(answer: torch.Tensor | Negatives) -> torch.Tensor:
+    return answer.positions if isinstance(answer, Negatives) else answer
+
+
+def make_scored_batch(
+    *, seed: int = 0, batch_size: int = 6, num_negatives: int = 9, dim: int = 8
+) -> ScoredBatch:
+    """A batch with embeddings (requiring grad) and the scores they imply."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def unit(*shape: int) -> torch.Tensor:
+        x = torch.randn(*shape, generator=gen)
+        out: torch.Tensor = (x / x.norm(dim=-1, keepdim=True)).requires_grad_()
+        return out
+
+    anchors, positives = unit(batch_size, dim), unit(batch_size, dim)
+    negatives = unit(batch_size, num_negatives, dim)
+    mask = torch.rand(batch_size, num_negatives, generator=gen) > 0.3
+    mask[:, 0] = True
+    return ScoredBatch(
+        positive=(anchors * positives).sum(-1),
+        negative=torch.einsum("bd,bkd->bk", anchors, negatives),
+        mask=mask,
+        suspected=(torch.rand(batch_size, num_negatives, generator=gen) > 0.7) & mask,
+        anchor_embeddings=anchors,
+        positive_embeddings=positives,
+        negative_embeddings=negatives,
+        positive_labels=torch.rand(batch_size, generator=gen) * 5,
+    )
+
+
 class SamplerContract:
     """Checks every sampler must pass: shape, range, positives, determinism."""
 
@@ -95,51 +133,57 @@ class SamplerContract:
     def make_sampler(self) -> Sampler:
         return self.sampler_cls(**self.sampler_kwargs)
 
+    def _sample(
+        self, sampler: Sampler, batch: CandidateBatch, seed: int
+    ) -> torch.Tensor:
+        k = sampler.num_negatives(self.num_negatives)
+        return _positions(sampler.sample(batch, k, torch.Generator().manual_seed(seed)))
+
     def test_shape_dtype_and_range(self) -> None:
         batch = make_candidate_batch()
-        out = self.make_sampler().sample(
-            batch, self.num_negatives, torch.Generator().manual_seed(0)
-        )
+        sampler = self.make_sampler()
+        out = self._sample(sampler, batch, 0)
         assert isinstance(out, torch.Tensor)
-        assert tuple(out.shape) == (batch.size, self.num_negatives)
+        assert tuple(out.shape) == (
+            batch.size,
+            sampler.num_negatives(self.num_negatives),
+        )
         assert not out.dtype.is_floating_point
-        assert int(out.min()) >= 0 and int(out.max()) < batch.num_candidates
+        if out.numel():
+            assert int(out.min()) >= 0 and int(out.max()) < batch.num_candidates
 
     def test_never_returns_a_known_positive(self) -> None:
         sampler = self.make_sampler()
         for seed in range(20):
             # Up to half of each row are positives, which stresses the fallback.
             batch = make_candidate_batch(seed=seed, positives_per_row=1 + seed % 15)
-            out = sampler.sample(
-                batch, self.num_negatives, torch.Generator().manual_seed(seed)
-            )
+            out = self._sample(sampler, batch, seed)
             assert not bool(batch.known_positive.gather(1, out.long()).any())
 
     def test_few_allowed_candidates(self) -> None:
         """Fewer allowed candidates than K must still give valid negatives."""
         batch = make_candidate_batch(num_candidates=8, positives_per_row=5)
-        out = self.make_sampler().sample(
-            batch, self.num_negatives, torch.Generator().manual_seed(0)
+        sampler = self.make_sampler()
+        out = self._sample(sampler, batch, 0)
+        assert tuple(out.shape) == (
+            batch.size,
+            sampler.num_negatives(self.num_negatives),
         )
-        assert tuple(out.shape) == (batch.size, self.num_negatives)
         assert not bool(batch.known_positive.gather(1, out.long()).any())
 
     def test_deterministic_under_a_seed(self) -> None:
         batch = make_candidate_batch(seed=3)
-        first = self.make_sampler().sample(
-            batch, self.num_negatives, torch.Generator().manual_seed(7)
-        )
-        second = self.make_sampler().sample(
-            batch, self.num_negatives, torch.Generator().manual_seed(7)
-        )
+        first = self._sample(self.make_sampler(), batch, 7)
+        second = self._sample(self.make_sampler(), batch, 7)
         assert torch.equal(first, second)
 
     def test_passes_the_harness_checks(self) -> None:
         sampler = self.make_sampler()
         context = make_context(sampler=sampler)
         batch = make_candidate_batch(seed=5)
-        out = context.sample_negatives(batch, self.num_negatives)
-        assert tuple(out.shape) == (batch.size, self.num_negatives)
+        k = sampler.num_negatives(self.num_negatives)
+        out = context.sample_negatives(batch, k)
+        assert tuple(out.positions.shape) == (batch.size, k)
 
 
 class LossContract:
@@ -153,53 +197,58 @@ class LossContract:
     def make_loss(self) -> Loss:
         return self.loss_cls(**self.loss_kwargs)
 
-    @staticmethod
-    def _inputs(
-        seed: int = 0, b: int = 6, k: int = 9
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        gen = torch.Generator().manual_seed(seed)
-        positive = (torch.rand(b, generator=gen) * 2 - 1).requires_grad_()
-        negative = (torch.rand(b, k, generator=gen) * 2 - 1).requires_grad_()
-        mask = torch.rand(b, k, generator=gen) > 0.3
-        mask[:, 0] = True
-        return positive, negative, mask
-
     def test_one_finite_loss_per_anchor(self) -> None:
-        positive, negative, mask = self._inputs()
-        out = self.make_loss()(positive, negative, mask)
-        assert tuple(out.shape) == (positive.shape[0],)
+        batch = make_scored_batch()
+        out = self.make_loss().forward_batch(batch)
+        assert tuple(out.shape) == (batch.size,)
         assert bool(torch.isfinite(out).all())
 
-    def test_backward_reaches_the_scores(self) -> None:
-        positive, negative, mask = self._inputs()
-        self.make_loss()(positive, negative, mask).mean().backward()
-        assert positive.grad is not None and bool(torch.isfinite(positive.grad).all())
-        assert negative.grad is not None and bool(torch.isfinite(negative.grad).all())
+    def test_backward_reaches_the_anchors(self) -> None:
+        batch = make_scored_batch()
+        self.make_loss().forward_batch(batch).mean().backward()
+        assert batch.anchor_embeddings is not None
+        grad = batch.anchor_embeddings.grad
+        assert grad is not None and bool(torch.isfinite(grad).all())
+        assert float(grad.abs().sum()) > 0
 
     def test_masked_negatives_do_not_matter(self) -> None:
-        positive, negative, mask = self._inputs(seed=1)
+        batch = make_scored_batch(seed=1)
         loss = self.make_loss()
-        before = loss(positive, negative, mask)
-        changed = torch.where(mask, negative, negative + 5.0)
-        after = loss(positive, changed, mask)
+        before = loss.forward_batch(batch)
+        assert batch.negative_embeddings is not None
+        changed = replace(
+            batch,
+            negative=torch.where(batch.mask, batch.negative, batch.negative + 5.0),
+            negative_embeddings=torch.where(
+                batch.mask[..., None],
+                batch.negative_embeddings,
+                -batch.negative_embeddings,
+            ),
+        )
+        after = loss.forward_batch(changed)
         assert torch.allclose(before, after, atol=1e-6)
 
     def test_extreme_scores_stay_finite(self) -> None:
-        positive, negative, mask = self._inputs(seed=2)
-        out = self.make_loss()(positive * 50, negative * 50, mask)
+        batch = make_scored_batch(seed=2)
+        scaled = replace(
+            batch, positive=batch.positive * 50, negative=batch.negative * 50
+        )
+        out = self.make_loss().forward_batch(scaled)
         assert bool(torch.isfinite(out).all())
 
     def test_a_better_positive_never_costs_more(self) -> None:
         if not self.monotone_in_positive:
             return
-        positive, negative, mask = self._inputs(seed=3)
+        batch = make_scored_batch(seed=3)
         loss = self.make_loss()
-        low = loss(positive.detach(), negative.detach(), mask)
-        high = loss(positive.detach() + 0.5, negative.detach(), mask)
+        low = loss.forward_batch(batch).detach()
+        high = loss.forward_batch(
+            replace(batch, positive=batch.positive + 0.5)
+        ).detach()
         assert bool((high <= low + 1e-6).all())
 
     def test_passes_the_harness_checks(self) -> None:
-        loss = self.make_loss()
-        positive, negative, mask = self._inputs(seed=4)
-        value = make_context(loss=loss).compute_loss(positive, negative, mask)
+        value = make_context(loss=self.make_loss()).compute_loss(
+            make_scored_batch(seed=4)
+        )
         assert value.ndim == 0

@@ -25,9 +25,11 @@ __all__ = [
     "Evaluation",
     "Family",
     "Leaderboard",
+    "Negatives",
     "Run",
     "RunResult",
     "RunSpec",
+    "ScoredBatch",
     "TaskInfo",
     "canonical_json",
 ]
@@ -172,6 +174,11 @@ class CandidateBatch:
         the anchor is being trained with.
     :param known_positive: shape: (B, C) True where the candidate is a *known*
         positive of the anchor; a sampler must never return such a column.
+    :param positive_ids: shape: (B,) global id of each anchor's positive.
+    :param anchor_embeddings: shape: (B, D) detached anchor embeddings, given
+        only to samplers that set ``needs_embeddings``.
+    :param candidate_embeddings: shape: (B, C, D) likewise, for the candidates.
+    :param positive_embeddings: shape: (B, D) likewise, for the positives.
     """
 
     anchor_ids: torch.Tensor
@@ -179,6 +186,10 @@ class CandidateBatch:
     scores: torch.Tensor
     positive_scores: torch.Tensor
     known_positive: torch.Tensor
+    positive_ids: torch.Tensor | None = None
+    anchor_embeddings: torch.Tensor | None = None
+    candidate_embeddings: torch.Tensor | None = None
+    positive_embeddings: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -187,6 +198,59 @@ class CandidateBatch:
     @property
     def num_candidates(self) -> int:
         return int(self.candidate_ids.shape[1])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Negatives:
+    """A sampler's full answer; returning just ``positions`` is the common case.
+
+    :param positions: shape: (B, K) long positions into the candidates.
+    :param suspected: shape: (B, K) bool, True for chosen columns the sampler
+        believes are false negatives (ClusterNS's in-cluster detection); losses
+        that handle false negatives (``bml``) read it, the harness measures how
+        often the suspicion is right when an oracle exists.
+    :param vectors: shape: (B, E, D) synthetic negatives scored against the
+        anchors (ClusterNS centroids); gradients reach the anchors only.
+    """
+
+    positions: torch.Tensor
+    suspected: torch.Tensor | None = None
+    vectors: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoredBatch:
+    """What a loss sees for a batch of B anchors and K negative columns.
+
+    Scores carry gradients.  Columns are the sampled negatives, then (when
+    in-batch negatives are on) the other anchors' positives and negatives,
+    then any synthetic negatives; ``mask`` switches off columns that must not
+    count (the anchor's own positive, known positives, duplicates).
+
+    :param positive: shape: (B,) score of each anchor with its positive.
+    :param negative: shape: (B, K) scores of the negative columns.
+    :param mask: shape: (B, K) bool, True where the column is a valid negative.
+    :param suspected: shape: (B, K) bool or None, suspected false negatives.
+    :param anchor_embeddings: shape: (B, D) with gradients (W-MSE, CET).
+    :param positive_embeddings: shape: (B, D) with gradients.
+    :param negative_embeddings: shape: (B, K, D) or None (synthetic columns may
+        have none).
+    :param positive_labels: shape: (B,) graded gold similarity of each
+        (anchor, positive) pair when the task has one (STS), else None.
+    """
+
+    positive: torch.Tensor
+    negative: torch.Tensor
+    mask: torch.Tensor
+    suspected: torch.Tensor | None = None
+    anchor_embeddings: torch.Tensor | None = None
+    positive_embeddings: torch.Tensor | None = None
+    negative_embeddings: torch.Tensor | None = None
+    positive_labels: torch.Tensor | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.positive.shape[0])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -70,7 +70,9 @@ def test_abstract_methods_must_be_implemented():
         name = "no-forward"
         families = frozenset({"retrieval"})
 
-    with pytest.raises(UsageError, match="does not implement forward"):
+    with pytest.raises(
+        UsageError, match=r"does not implement forward \(or forward_batch\)"
+    ):
         Registry("loss").add(NoForward, "p")
 
 

@@ -11,7 +11,7 @@ from harness.errors import ContractError
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.runner import execute
 from harness.testing import make_candidate_batch, make_context
-from harness.types import DatasetRef, Run, RunSpec
+from harness.types import DatasetRef, Negatives, Run, RunSpec, ScoredBatch
 
 
 class TinyTask(Task):
@@ -197,7 +197,11 @@ def test_loss_output_is_checked(out, message):
     context = make_context(loss=BadLoss(out))
     with pytest.raises(ContractError, match=message):
         context.compute_loss(
-            torch.ones(4), torch.zeros(4, 2), torch.ones(4, 2, dtype=torch.bool)
+            ScoredBatch(
+                positive=torch.ones(4),
+                negative=torch.zeros(4, 2),
+                mask=torch.ones(4, 2, dtype=torch.bool),
+            )
         )
 
 
@@ -212,10 +216,52 @@ def test_diagnostics_measure_false_negatives_and_hardness():
     chosen = context.sample_negatives(
         batch, 2, oracle_positive=oracle, oracle_is_exact=True, ranks=ranks
     )
-    assert chosen.tolist() == [[0, 1]] * 4  # hardest two, sorted scores
+    assert chosen.positions.tolist() == [[0, 1]] * 4  # hardest two, sorted scores
     summary = context.diagnostics.summary()
     assert summary["fn_rate"] == pytest.approx(0.5)
     assert summary["negatives_sampled"] == 8
     assert summary["neg_rank_mean"] == pytest.approx(1.5)
     gaps = batch.scores[:, :2] - batch.positive_scores[:, None]
     assert summary["hardness_gap_mean"] == pytest.approx(float(gaps.mean()), abs=1e-6)
+
+
+class Suspicious(Sampler):
+    """Returns the two hardest columns and suspects the first of them."""
+
+    name = "suspicious"
+    families = frozenset({"retrieval"})
+
+    def sample(self, batch, num_negatives, generator):
+        positions = torch.arange(2).expand(batch.size, 2)
+        suspected = torch.zeros(batch.size, 2, dtype=torch.bool)
+        suspected[:, 0] = True
+        return Negatives(positions=positions, suspected=suspected)
+
+
+def test_false_negative_detection_is_scored_against_the_oracle():
+    context = make_context(sampler=Suspicious())
+    batch = make_candidate_batch(batch_size=4, num_candidates=10, positives_per_row=0)
+    oracle = torch.zeros(4, 10, dtype=torch.bool)
+    oracle[:2, 0] = True  # right about 2 of its 4 suspicions, misses column 1 twice
+    oracle[2:, 1] = True
+    answer = context.sample_negatives(
+        batch, 2, oracle_positive=oracle, oracle_is_exact=True
+    )
+    assert answer.suspected.tolist() == [[True, False]] * 4
+    summary = context.diagnostics.summary()
+    assert summary["fn_detection_precision"] == pytest.approx(0.5)
+    assert summary["fn_detection_recall"] == pytest.approx(0.5)
+
+
+def test_malformed_suspicions_are_a_contract_violation():
+    class Bad(Suspicious):
+        def sample(self, batch, num_negatives, generator):
+            return Negatives(
+                positions=torch.zeros(batch.size, 2, dtype=torch.long),
+                suspected=torch.ones(1),
+            )
+
+    with pytest.raises(ContractError, match="'suspected' must be a bool tensor"):
+        make_context(sampler=Bad()).sample_negatives(
+            make_candidate_batch(positives_per_row=0), 2
+        )

@@ -63,10 +63,10 @@ def test_zero_shot_scifact_agrees_with_mteb(run_harness, data_dir):
 def test_scifact_protocol_counts(data_dir):
     data = prepare(data_dir / "scifact")
     assert len(data.doc_ids) == 5183
-    assert len(data.train_query_texts) == 809 and len(data.train_pairs) == 919
+    assert len(data.training.anchor_texts) == 809 and len(data.training.pairs) == 919
     assert len(data.test_query_ids) == 300
     # SciFact's train and test claims are disjoint, so the test-qrels oracle is empty
-    assert all(not hidden for hidden in data.hidden_positives)
+    assert all(not hidden for hidden in data.training.hidden)
 
 
 def test_scifact_dataset_fingerprint_is_stable(data_dir, tmp_path):
@@ -78,7 +78,7 @@ def test_scifact_dataset_fingerprint_is_stable(data_dir, tmp_path):
 def test_folder_without_train_qrels_is_split_by_query(tmp_path):
     folder = write_tiny_beir(tmp_path / "t", with_train=False)
     data = prepare(folder)
-    assert len(data.train_query_texts) + len(data.test_query_ids) == 60
+    assert len(data.training.anchor_texts) + len(data.test_query_ids) == 60
     train, test = split_without_train({str(i): {"d": 1} for i in range(10)})
     assert list(train) == ["0", "2", "4", "6", "8"] and list(test) == [
         "1",
@@ -122,26 +122,3 @@ def test_beir_path_task_and_incomplete_folder(tmp_path):
     (folder / "qrels" / "test.tsv").unlink()
     with pytest.raises(DatasetUnavailable, match="not a complete dataset folder"):
         BeirTask(argument=str(folder)).locate(locator)
-
-
-def test_pool_ranks_are_full_corpus_ranks():
-    gen = torch.Generator().manual_seed(0)
-    queries = torch.nn.functional.normalize(torch.randn(6, 8, generator=gen), dim=-1)
-    docs = torch.nn.functional.normalize(torch.randn(50, 8, generator=gen), dim=-1)
-    from harness.testing import make_context
-
-    task = RetrievalTask.__new__(RetrievalTask)
-    RetrievalTask.__init__(task, depth=10)
-    for kind in ("mined", "uniform"):
-        pool = task._pool(kind, queries, docs, make_context())
-        full = queries @ docs.T
-        for q in range(6):
-            for c in range(10):
-                doc = int(pool.ids[q, c])
-                expected = 1 + int((full[q] > full[q, doc] + 1e-6).sum())
-                assert abs(int(pool.ranks[q, c]) - expected) <= 1
-                assert float(pool.scores[q, c]) == pytest.approx(
-                    float(full[q, doc]), abs=1e-5
-                )
-        if kind == "mined":
-            assert pool.ranks[:, 0].tolist() == [1] * 6

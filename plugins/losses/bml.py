@@ -1,0 +1,1 @@
+"""Placeholder for the bml plugin (being written)."""

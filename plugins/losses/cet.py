@@ -1,0 +1,1 @@
+"""Placeholder for the cet plugin (being written)."""

@@ -1,0 +1,1 @@
+"""Placeholder for the cosent plugin (being written)."""

@@ -1,0 +1,1 @@
+"""Placeholder for the dcl plugin (being written)."""

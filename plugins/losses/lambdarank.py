@@ -1,0 +1,1 @@
+"""Placeholder for the lambdarank plugin (being written)."""

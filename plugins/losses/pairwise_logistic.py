@@ -1,0 +1,1 @@
+"""Placeholder for the pairwise-logistic plugin (being written)."""

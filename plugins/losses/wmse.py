@@ -1,0 +1,1 @@
+"""Placeholder for the w-mse plugin (being written)."""

@@ -1,0 +1,1 @@
+"""Placeholder for the bow plugin (being written)."""

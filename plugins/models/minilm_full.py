@@ -1,0 +1,1 @@
+"""Placeholder for the minilm-full plugin (being written)."""

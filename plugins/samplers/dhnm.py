@@ -1,0 +1,1 @@
+"""Placeholder for the dhnm plugin (being written)."""

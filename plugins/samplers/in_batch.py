@@ -1,0 +1,1 @@
+"""Placeholder for the in-batch plugin (being written)."""

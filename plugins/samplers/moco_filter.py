@@ -1,0 +1,1 @@
+"""Placeholder for the moco-filter plugin (being written)."""

@@ -1,0 +1,1 @@
+"""Placeholder for the positive-aware plugin (being written)."""

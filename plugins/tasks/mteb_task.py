@@ -1,0 +1,1 @@
+"""Placeholder for the mteb:NAME plugin (being written)."""

@@ -1,0 +1,1 @@
+"""Placeholder for the synth-fn plugin (being written)."""
