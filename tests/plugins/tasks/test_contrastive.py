@@ -117,7 +117,7 @@ def test_pools_exclude_nothing_but_mark_known_positives(toy_model):
 
 
 def test_refresh_schedule(toy_model, monkeypatch):
-    import negbench_plugins.tasks.contrastive as contrastive
+    from negbench_plugins.tasks import contrastive
 
     calls = []
     real = contrastive.mine

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import results_json, write_tiny_beir
 
 from harness.data import DataLocator
@@ -15,7 +14,6 @@ from negbench_plugins.tasks.beir import read_beir
 from negbench_plugins.tasks.mteb_bridge import mteb_retrieval_task
 from negbench_plugins.tasks.retrieval import (
     BeirTask,
-    RetrievalTask,
     SciFact,
     prepare,
     split_without_train,
