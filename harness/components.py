@@ -103,6 +103,14 @@ class Sampler(Component, ABC):
         only, or a fixed list length for listwise training."""
         return requested
 
+    def diagnostics(self) -> dict[str, float]:
+        """Sampler-specific numbers for the run's diagnostics (optional).
+
+        Called once after training, e.g. how often negatives were re-mined;
+        keys are prefixed with the sampler's name in the stored result.
+        """
+        return {}
+
     def suspect(
         self, anchor_embeddings: torch.Tensor, column_embeddings: torch.Tensor
     ) -> torch.Tensor | None:

@@ -8,6 +8,7 @@ fault.  Runs in the worker process that owns the run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import random
@@ -173,6 +174,10 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
     if result.error:
         result.error = " ".join(result.error.split())  # one line, always
     result.diagnostics = context.diagnostics.summary()
+    if context.sampler is not None and result.ok:
+        with contextlib.suppress(Exception):  # optional extras never fail a run
+            for key, value in context.sampler.diagnostics().items():
+                result.diagnostics[f"{context.sampler.name}.{key}"] = float(value)
     if "train" in context.timings and "mine" in context.timings:
         result.diagnostics["mining_seconds"] = context.timings["mine"]
         result.diagnostics["mining_share"] = context.timings["mine"] / max(
