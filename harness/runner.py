@@ -8,7 +8,6 @@ fault.  Runs in the worker process that owns the run.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import random
@@ -120,6 +119,7 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
     )
     components: dict[str, tuple[Any, ComponentRef]] = {}
     clock = time.perf_counter()
+    extras: dict[str, float] = {}
     try:
         seed_everything(spec.seed)
         for kind, name in spec.components.items():
@@ -152,6 +152,12 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
                 run.main_metric,
                 components["task"][1],
             )
+        if context.sampler is not None:
+            with context.guard("sampler"):
+                extras = {
+                    f"{context.sampler.name}.{key}": float(value)
+                    for key, value in context.sampler.diagnostics().items()
+                }
         result.status = "ok"
         result.metrics = {k: float(v) for k, v in evaluation.metrics.items()}
         result.per_item = {
@@ -173,11 +179,7 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
             result.error = f"internal error: {detail}"
     if result.error:
         result.error = " ".join(result.error.split())  # one line, always
-    result.diagnostics = context.diagnostics.summary()
-    if context.sampler is not None and result.ok:
-        with contextlib.suppress(Exception):  # optional extras never fail a run
-            for key, value in context.sampler.diagnostics().items():
-                result.diagnostics[f"{context.sampler.name}.{key}"] = float(value)
+    result.diagnostics = {**context.diagnostics.summary(), **extras}
     if "train" in context.timings and "mine" in context.timings:
         result.diagnostics["mining_seconds"] = context.timings["mine"]
         result.diagnostics["mining_share"] = context.timings["mine"] / max(
