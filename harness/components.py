@@ -92,7 +92,8 @@ class Sampler(Component, ABC):
 
     kind = "sampler"
     pool: ClassVar[Literal["mined", "uniform", "queue"]] = "mined"
-    refresh: ClassVar[str | int | None] = None
+    #: may also be set per instance (e.g. from a constructor parameter)
+    refresh: str | int | None = None
     in_batch_negatives: ClassVar[bool | None] = None
     freeze_candidates: ClassVar[bool] = False
     needs_embeddings: ClassVar[bool] = False
@@ -117,7 +118,10 @@ class Sampler(Component, ABC):
         """Flag in-batch columns believed to be false negatives (optional).
 
         :param anchor_embeddings: shape: (B, D) detached, current anchors.
-        :param column_embeddings: shape: (B, M, D) detached in-batch columns.
+        :param column_embeddings: shape: (B, M, D) detached in-batch columns,
+            laid out as the other anchors' positives (B columns, the anchor's
+            own included and masked) followed by every anchor's sampled
+            negatives (B x K columns, anchor by anchor).
         :returns: shape: (B, M) bool, or None for no opinion (the default).
         """
         return None
@@ -147,8 +151,9 @@ class Loss(Component, torch.nn.Module):
     Most losses need only scores and implement :meth:`forward`.  A loss that
     needs more of the batch (embeddings for whitening, gold labels, suspected
     false negatives) overrides :meth:`forward_batch` instead.  A loss may own
-    trainable parameters (CET's selection model); the protocol optimises them
-    together with the model.
+    trainable parameters: those that exist when training starts are optimised
+    with the model; a loss that builds its own model lazily (CET) steps it
+    itself.
 
     :cvar in_batch_default: whether, by default, the other anchors' positives
         and negatives in the batch are appended as extra negatives (the loss's

@@ -299,8 +299,8 @@ def expand_matrix(
 
     for block, params, n_seeds, filter_by_cli in plans:
         tasks = block.axes["task"]
-        if ALL in tasks:
-            tasks = registries.tasks.names()
+        if ALL in tasks:  # tasks that need NAME:ARGUMENT cannot be enumerated
+            tasks = [e.name for e in registries.tasks if not e.cls.accepts_argument]
         for task in tasks:
             family = registries.tasks.get(task).cls.info(task).family
             for model in names("model", block.axes["model"], family):

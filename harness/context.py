@@ -26,6 +26,7 @@ from .types import Negatives
 
 if TYPE_CHECKING:
     from .components import Loss, Sampler
+    from .data import DataLocator
     from .registry import Registries
     from .types import CandidateBatch, Run, ScoredBatch
 
@@ -63,6 +64,10 @@ class Diagnostics:
 
     def count(self, key: str, amount: float) -> None:
         self._counts[key] += amount
+
+    def note(self, key: str, value: float) -> None:
+        """Store a number as it is (e.g. a statistic of the task's data)."""
+        self.extra[key] = float(value)
 
     def observe_in_batch(
         self,
@@ -138,6 +143,8 @@ class RunContext:
     sampler: Sampler | None = None
     loss: Loss | None = None
     refs: dict[str, ComponentRef] = field(default_factory=dict)
+    #: the session's data search path (data dirs, cache, offline flag)
+    locator: DataLocator | None = None
     generator: torch.Generator = field(default_factory=torch.Generator)
     diagnostics: Diagnostics = field(init=False)
     _phase: str = "setup"

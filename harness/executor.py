@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .context import RunContext
+from .data import DataLocator
 from .plugin import PluginHost, PluginOptions, make_plugin_host
 from .types import Run, RunResult
 
@@ -69,6 +70,8 @@ class WorkerConfig:
     plugin_options: PluginOptions
     cache_dir: str
     threads: int = 0
+    #: the session's data search path, for tasks that locate more data in a run
+    locator: DataLocator | None = None
 
 
 def run_one(
@@ -86,6 +89,7 @@ def run_one(
         cache_dir=Path(config.cache_dir),
         seed=run.spec.seed,
         report=report,
+        locator=config.locator,
     )
     try:
         result = host.hook.harness_run(run=run, context=context)
@@ -216,6 +220,7 @@ class Executor:
             plugin_options=self.config.plugin_options,
             cache_dir=self.config.cache_dir,
             threads=threads,
+            locator=self.config.locator,
         )
         try:
             while pending or active:

@@ -158,6 +158,7 @@ class Session:
                 config=WorkerConfig(
                     plugin_options=self.options.plugin_options,
                     cache_dir=str(self.locator.cache_dir),
+                    locator=self.locator,
                 ),
                 jobs=self.options.jobs,
                 timeout=self.options.timeout,

@@ -117,6 +117,26 @@ class DatasetRef:
     path: str
     sha256: str
     origin: str = "data-dir"  #: "data-dir", "cache", "download" or "path"
+    #: further folders by role, for tasks that read two datasets (``"train"``)
+    parts: Mapping[str, str] = field(default_factory=dict)
+
+    @staticmethod
+    def combine(main: DatasetRef, **parts: DatasetRef) -> DatasetRef:
+        """One reference for a main dataset plus others by role.
+
+        The fingerprint covers every part, so changing either dataset gives
+        the runs new ids.
+        """
+        digest = hashlib.sha256(main.sha256.encode())
+        for role, part in sorted(parts.items()):
+            digest.update(f"\0{role}\0{part.sha256}".encode())
+        return DatasetRef(
+            name="+".join([main.name, *(p.name for _, p in sorted(parts.items()))]),
+            path=main.path,
+            sha256=digest.hexdigest(),
+            origin="+".join(sorted({main.origin, *(p.origin for p in parts.values())})),
+            parts={role: part.path for role, part in parts.items()},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,10 +195,11 @@ class CandidateBatch:
     :param known_positive: shape: (B, C) True where the candidate is a *known*
         positive of the anchor; a sampler must never return such a column.
     :param positive_ids: shape: (B,) global id of each anchor's positive.
-    :param anchor_embeddings: shape: (B, D) detached anchor embeddings, given
-        only to samplers that set ``needs_embeddings``.
-    :param candidate_embeddings: shape: (B, C, D) likewise, for the candidates.
-    :param positive_embeddings: shape: (B, D) likewise, for the positives.
+    :param anchor_embeddings: shape: (B, D) this step's anchor embeddings
+        (detached), given only to samplers that set ``needs_embeddings``.
+    :param candidate_embeddings: shape: (B, C, D) the candidates' embeddings
+        from the last pool refresh (the ones ``scores`` were computed with).
+    :param positive_embeddings: shape: (B, D) this step's positive embeddings.
     """
 
     anchor_ids: torch.Tensor

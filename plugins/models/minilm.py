@@ -113,13 +113,17 @@ class MiniLM(TextEncoder):
 class MiniLMAdapter(MiniLM):
     """Frozen all-MiniLM-L6-v2 plus a trainable residual linear adapter.
 
-    ``e' = normalize(e + W e + b)`` with W, b initialised to zero, so training
-    starts exactly at the zero-shot model and the adapter learns a
-    correction; with ``shared=False`` queries and documents get separate
-    adapters (an asymmetric dual encoder).  Fast on a CPU: a training step
-    touches a 384x384 matrix, not the transformer.
+    ``e' = normalize(x + W x + b)`` with ``x = dropout(e)`` and W, b
+    initialised to zero, so the model starts exactly at the zero-shot one (in
+    evaluation, where dropout is off) and the adapter learns a correction.
+    Dropout on the frozen embedding is what gives two different "views" of a
+    sentence for unsupervised SimCSE-style training.  With ``shared=False``
+    queries and documents get separate adapters (an asymmetric dual encoder).
+    Fast on a CPU: a training step touches a 384x384 matrix, not the
+    transformer.
 
     :param shared: one adapter for both sides (default) or one per side.
+    :param dropout: dropout on the frozen embedding while training.
     """
 
     name = "minilm-adapter"
@@ -127,10 +131,18 @@ class MiniLMAdapter(MiniLM):
     default_lr = 1e-3
 
     def __init__(
-        self, *, lr: float | None = None, batch_size: int = 64, shared: bool = True
+        self,
+        *,
+        lr: float | None = None,
+        batch_size: int = 64,
+        shared: bool = True,
+        dropout: float = 0.1,
     ) -> None:
         super().__init__(lr=lr, batch_size=batch_size)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
         self.shared = shared
+        self.dropout = torch.nn.Dropout(dropout)
         sides = ["shared"] if shared else ["query", "document"]
         self.adapters = torch.nn.ModuleDict(
             {s: torch.nn.Linear(DIMENSION, DIMENSION) for s in sides}
@@ -142,7 +154,8 @@ class MiniLMAdapter(MiniLM):
 
     def embed(self, features: torch.Tensor, *, side: str) -> torch.Tensor:
         adapter = self.adapters["shared" if self.shared else side]
-        return F.normalize(features + adapter(features), dim=-1)
+        inputs = self.dropout(features)
+        return F.normalize(inputs + adapter(inputs), dim=-1)
 
 
 @hookimpl

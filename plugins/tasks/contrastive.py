@@ -27,15 +27,24 @@ pairs each sentence with itself, and the model's dropout makes the two views
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from harness import Model, Sampler, TextEncoder
+from harness.optim import make_optimizer
 from harness.types import CandidateBatch, Negatives, ScoredBatch
+
+from .pools import (
+    Pool,
+    Queue,
+    embed_all,
+    faiss_search,
+    membership,
+    mine,
+    text_encoder,
+)
 
 if TYPE_CHECKING:
     from harness import Loss, RunContext
@@ -49,9 +58,6 @@ __all__ = [
     "membership",
     "text_encoder",
 ]
-
-#: rank diagnostics need a full score matrix; skip them beyond this many cells
-MAX_RANKED_CELLS = 30_000_000
 
 
 @dataclass(slots=True)
@@ -86,115 +92,15 @@ class PairData:
 
 
 @dataclass(slots=True)
-class Pool:
-    """Candidates offered to the sampler, one row per anchor."""
+class _Fresh:
+    """This step's anchor and positive embeddings, detached, on the CPU."""
 
-    ids: torch.Tensor  #: shape: (A, C)
-    scores: torch.Tensor  #: shape: (A, C)
-    ranks: torch.Tensor | None  #: shape: (A, C) 1-based rank among all candidates
+    anchors: torch.Tensor
+    positives: torch.Tensor
 
-
-def text_encoder(model: Model) -> TextEncoder:
-    if not isinstance(model, TextEncoder):
-        raise TypeError(
-            f"text tasks need a harness.TextEncoder model, got {type(model).__name__}"
-        )
-    return model
-
-
-def faiss_search(
-    queries: torch.Tensor, docs: torch.Tensor, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top-``k`` with faiss: (scores, ids), each (Q, k)."""
-    import faiss
-
-    doc_matrix = np.ascontiguousarray(docs.detach().cpu().numpy(), dtype=np.float32)
-    index = faiss.IndexFlatIP(doc_matrix.shape[1])
-    index.add(doc_matrix)
-    query_matrix = np.ascontiguousarray(
-        queries.detach().cpu().numpy(), dtype=np.float32
-    )
-    scores, ids = index.search(query_matrix, min(k, doc_matrix.shape[0]))
-    return scores, ids
-
-
-@torch.no_grad()
-def embed_all(
-    model: TextEncoder,
-    features: torch.Tensor,
-    side: str,
-    device: torch.device,
-    batch: int = 1024,
-) -> torch.Tensor:
-    """Embeddings of all ``features`` without gradients. shape: (N, D)."""
-    chunks = [
-        model.embed(features[i : i + batch].to(device), side=side)
-        for i in range(0, features.shape[0], batch)
-    ]
-    return torch.cat(chunks).float()
-
-
-def membership(candidate_ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
-    """shape: (B, C) bool, True where ``candidate_ids[b, c]`` is in ``sets[b]``."""
-    ids = candidate_ids.cpu()
-    out = torch.zeros(ids.shape, dtype=torch.bool)
-    for row, members in enumerate(sets):
-        if members:
-            out[row] = torch.isin(ids[row], torch.tensor(sorted(members)))
-    return out
-
-
-def mine(
-    kind: str,
-    anchor_emb: torch.Tensor,
-    candidate_emb: torch.Tensor,
-    depth: int,
-    generator: torch.Generator,
-) -> Pool:
-    """Build a ``mined`` or ``uniform`` pool for every anchor (on the CPU)."""
-    n_candidates = candidate_emb.shape[0]
-    depth = min(depth, n_candidates)
-    if kind == "uniform":
-        ids = torch.randint(
-            n_candidates, (anchor_emb.shape[0], depth), generator=generator
-        )
-    else:
-        ids = torch.from_numpy(faiss_search(anchor_emb, candidate_emb, depth)[1]).long()
-    # Scores in torch for every pool kind, so they match the positives' scores.
-    gathered = candidate_emb[ids.to(candidate_emb.device)]
-    scores = torch.einsum("ad,acd->ac", anchor_emb, gathered)
-    ranks = None
-    if anchor_emb.shape[0] * n_candidates <= MAX_RANKED_CELLS:
-        full = torch.sort(anchor_emb @ candidate_emb.T, dim=1, descending=True).values
-        # rank = 1 + candidates scored higher (beyond float noise between kernels)
-        ranks = (
-            torch.searchsorted(
-                -full.contiguous(), -(scores + 1e-6).contiguous(), side="left"
-            )
-            + 1
-        ).cpu()
-    return Pool(ids=ids, scores=scores.cpu(), ranks=ranks)
-
-
-class _Queue:
-    """FIFO memory of candidate ids and the embeddings they had when stored."""
-
-    def __init__(self, size: int) -> None:
-        self.ids: deque[int] = deque(maxlen=size)
-        self.embeddings: deque[torch.Tensor] = deque(maxlen=size)
-
-    def push(self, ids: torch.Tensor, embeddings: torch.Tensor) -> None:
-        for i, e in zip(ids.tolist(), embeddings.detach().cpu(), strict=True):
-            self.ids.append(int(i))
-            self.embeddings.append(e)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def pool(self, anchor_emb: torch.Tensor) -> Pool:
-        ids = torch.tensor(list(self.ids)).expand(anchor_emb.shape[0], -1)
-        keys = torch.stack(list(self.embeddings))
-        return Pool(ids=ids, scores=(anchor_emb.cpu() @ keys.T), ranks=None)
+    @property
+    def positive_scores(self) -> torch.Tensor:
+        return (self.anchors * self.positives).sum(-1)
 
 
 @dataclass(slots=True)
@@ -256,9 +162,10 @@ class ContrastiveProtocol:
                     data.candidate_texts, side=data.candidate_side, context=context
                 )
             )
-        params = [p for p in encoder.parameters() if p.requires_grad]
-        params += [p for p in loss.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=encoder.lr) if params else None
+        encoder.train()  # dropout on: SimCSE's second view depends on it
+        loss.train()
+        # the loss may own parameters too (those that exist now)
+        optimizer = make_optimizer([encoder, loss], lr=encoder.lr)
         step = _Step(
             self,
             data,
@@ -275,7 +182,7 @@ class ContrastiveProtocol:
             for number in range(steps_per_epoch):
                 index = order[number * self.batch_size : (number + 1) * self.batch_size]
                 value = step.run(index, epoch_start=number == 0)
-                if optimizer is not None and value.requires_grad:
+                if optimizer and value.requires_grad:
                     optimizer.zero_grad()
                     value.backward()
                     optimizer.step()
@@ -316,15 +223,16 @@ class _Step:
             else protocol.refresh
         )
         self.k = sampler.num_negatives(protocol.num_negatives) if sampler else 0
+        if sampler is not None:  # never more negatives than the pool holds
+            room = protocol.queue_size if sampler.pool == "queue" else protocol.depth
+            self.k = min(self.k, room, len(data.candidate_texts))
         forced = sampler.in_batch_negatives if sampler is not None else None
         self.in_batch = loss.in_batch if forced is None else forced
         self.frozen = bool(sampler is not None and sampler.freeze_candidates)
-        self.uses_pool = sampler is not None and (
-            self.k > 0 or sampler.needs_embeddings
-        )
+        self.uses_pool = sampler is not None and self.k > 0
         self.index: _Index | None = None
         self.frozen_candidates: torch.Tensor | None = None
-        self.queue: _Queue | None = None
+        self.queue: Queue | None = None
         self.count = 0
         self.ranks: torch.Tensor | None = None
         # Only ask for in-batch suspicions when the sampler implements them.
@@ -373,7 +281,7 @@ class _Step:
             if self.sampler.pool == "queue":
                 if self.queue is None:
                     self.queue = self._initial_queue(candidate_emb)
-            elif self.k > 0 or self.sampler.needs_embeddings:
+            else:
                 pool = mine(
                     self.sampler.pool,
                     anchor_emb,
@@ -384,20 +292,40 @@ class _Step:
             self.index = _Index(anchors=anchor_emb, candidates=candidate_emb, pool=pool)
         model.train()
 
-    def _initial_queue(self, candidate_emb: torch.Tensor) -> _Queue:
+    def _initial_queue(self, candidate_emb: torch.Tensor) -> Queue:
         # MoCo starts from random keys; random real candidates are the analogue.
-        queue = _Queue(self.protocol.queue_size)
+        queue = Queue(self.protocol.queue_size)
         size = min(self.protocol.queue_size, candidate_emb.shape[0])
         ids = torch.randperm(candidate_emb.shape[0], generator=self.context.generator)
         queue.push(ids[:size], candidate_emb[ids[:size].to(candidate_emb.device)])
         return queue
 
     def _candidates(
-        self, anchors: torch.Tensor, positives: torch.Tensor
+        self, anchors: torch.Tensor, positives: torch.Tensor, fresh: _Fresh
     ) -> CandidateBatch:
+        """The batch's pools; embeddings (if asked for) are this step's, detached."""
+        assert self.sampler is not None
+        b = len(anchors)
+        wants = self.sampler.needs_embeddings
+        if not self.uses_pool:  # the sampler picks no candidates (in-batch, ClusterNS)
+            empty = torch.zeros(b, 0, dtype=torch.long)
+            self.ranks = None
+            return CandidateBatch(
+                anchor_ids=anchors,
+                candidate_ids=empty,
+                scores=torch.zeros(b, 0),
+                positive_scores=fresh.positive_scores,
+                known_positive=torch.zeros(b, 0, dtype=torch.bool),
+                positive_ids=positives,
+                anchor_embeddings=fresh.anchors if wants else None,
+                candidate_embeddings=torch.zeros(b, 0, fresh.anchors.shape[-1])
+                if wants
+                else None,
+                positive_embeddings=fresh.positives if wants else None,
+            )
         index = self.index
-        assert index is not None and self.sampler is not None
-        rows = torch.arange(len(anchors)) if self.refresh == "step" else anchors
+        assert index is not None
+        rows = torch.arange(b) if self.refresh == "step" else anchors
         anchor_emb = index.anchors[rows.to(index.anchors.device)]
         if self.queue is not None:
             pool = self.queue.pool(anchor_emb)
@@ -407,8 +335,8 @@ class _Step:
             ids, scores = index.pool.ids[rows], index.pool.scores[rows]
             ranks = None if index.pool.ranks is None else index.pool.ranks[rows]
         self.ranks = ranks
+        # The positive is scored with the same (refresh-time) embeddings as the pool.
         positive_emb = index.candidates[positives.to(index.candidates.device)]
-        embeddings = self.sampler.needs_embeddings
         return CandidateBatch(
             anchor_ids=anchors,
             candidate_ids=ids,
@@ -418,26 +346,35 @@ class _Step:
                 ids, [self.data.positives[a] for a in anchors.tolist()]
             ),
             positive_ids=positives,
-            anchor_embeddings=anchor_emb.cpu() if embeddings else None,
+            anchor_embeddings=fresh.anchors if wants else None,
             candidate_embeddings=(
                 index.candidates[ids.to(index.candidates.device)].cpu()
-                if embeddings
+                if wants
                 else None
             ),
-            positive_embeddings=positive_emb.cpu() if embeddings else None,
+            positive_embeddings=fresh.positives if wants else None,
         )
 
     # -- the step ---------------------------------------------------------------
 
     def run(self, index: torch.Tensor, *, epoch_start: bool) -> torch.Tensor:
-        data, context = self.data, self.context
+        data, context, model = self.data, self.context, self.model
         anchors, positives = data.pairs[index, 0], data.pairs[index, 1]
+        if self.uses_pool and self._due(epoch_start):
+            self._refresh(anchors)
+        # The step's own embeddings (with gradients); samplers see them detached.
+        anchor_emb = model.embed(
+            self.features[0][anchors].to(context.device), side=data.anchor_side
+        )
+        positive_emb = self._embed_candidates(positives)
         negatives = Negatives(positions=torch.zeros(len(anchors), 0, dtype=torch.long))
         negative_ids = negatives.positions
-        if self.uses_pool:
-            if self._due(epoch_start):
-                self._refresh(anchors)
-            batch = self._candidates(anchors, positives)
+        if self.sampler is not None:
+            fresh = _Fresh(
+                anchors=anchor_emb.detach().cpu(),
+                positives=positive_emb.detach().cpu(),
+            )
+            batch = self._candidates(anchors, positives, fresh)
             oracle = (
                 membership(
                     batch.candidate_ids, [data.hidden[a] for a in anchors.tolist()]
@@ -453,35 +390,39 @@ class _Step:
                 ranks=self.ranks,
             )
             negative_ids = batch.candidate_ids.gather(1, negatives.positions)
-        scored = self._score(index, anchors, positives, negative_ids, negatives)
+        scored = self._score(
+            index, anchors, positives, anchor_emb, positive_emb, negative_ids, negatives
+        )
         value = context.compute_loss(scored)
-        if self.queue is not None and scored.positive_embeddings is not None:
-            self.queue.push(positives, scored.positive_embeddings)
+        if self.queue is not None:
+            self.queue.push(positives, positive_emb)
         self.count += 1
         return value
 
-    def _embed_candidates(self, ids: torch.Tensor) -> torch.Tensor:
+    def _embed_candidates(self, ids: torch.Tensor, dim: int = 0) -> torch.Tensor:
         device = self.context.device
+        if ids.numel() == 0:  # samplers that pick none (in-batch, ClusterNS)
+            return torch.zeros(0, dim, device=device)
         if self.frozen_candidates is not None:
             return self.frozen_candidates[ids.to(self.frozen_candidates.device)]
         features = self.features[1][ids.cpu()].to(device)
         return self.model.embed(features, side=self.data.candidate_side)
 
-    def _score(
+    def _score(  # noqa: PLR0917 - one step's pieces, named at the call site
         self,
         index: torch.Tensor,
         anchors: torch.Tensor,
         positives: torch.Tensor,
+        anchor_emb: torch.Tensor,
+        positive_emb: torch.Tensor,
         negative_ids: torch.Tensor,
         negatives: Negatives,
     ) -> ScoredBatch:
         model, data, device = self.model, self.data, self.context.device
         b, k = negative_ids.shape
-        anchor_emb = model.embed(
-            self.features[0][anchors].to(device), side=data.anchor_side
-        )
-        both = self._embed_candidates(torch.cat([positives, negative_ids.reshape(-1)]))
-        positive_emb, negative_emb = both[:b], both[b:].reshape(b, k, -1)
+        dim = anchor_emb.shape[-1]
+        flat = self._embed_candidates(negative_ids.reshape(-1), dim)
+        negative_emb = flat.reshape(b, k, dim)
         columns_emb = [negative_emb]
         columns_score = [model.score(anchor_emb, negative_emb)]
         masks = [torch.ones(b, k, dtype=torch.bool)]
@@ -492,7 +433,7 @@ class _Step:
         ]
         if self.in_batch and b > 1:
             shared_ids = torch.cat([positives, negative_ids.reshape(-1)])
-            shared_emb = torch.cat([positive_emb, negative_emb.reshape(b * k, -1)])
+            shared_emb = torch.cat([positive_emb, negative_emb.reshape(b * k, dim)])
             columns_score.append(model.similarity(anchor_emb, shared_emb))
             columns_emb.append(shared_emb.unsqueeze(0).expand(b, -1, -1))
             masks.append(self._in_batch_mask(anchors, shared_ids, k))

@@ -1,4 +1,4 @@
-"""Hand a BEIR folder to MTEB as an in-memory retrieval task.
+"""Hand a BEIR folder (or STS pairs) to MTEB as an in-memory task.
 
 MTEB (Muennighoff et al., EACL 2023) normally downloads its tasks from the
 Hugging Face hub; overriding ``load_data`` lets it evaluate local files
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .beir import read_beir
+from .sts_data import STSPairs
 
-__all__ = ["mteb_retrieval_task"]
+__all__ = ["mteb_retrieval_task", "mteb_sts_task"]
 
 
 def mteb_retrieval_task(
@@ -72,3 +73,56 @@ def mteb_retrieval_task(
             self.data_loaded = True
 
     return LocalRetrieval()
+
+
+def mteb_sts_task(
+    pairs: STSPairs, name: str = "LocalSTS", min_score: int = 0, max_score: int = 5
+) -> Any:
+    """An ``AbsTaskSTS`` serving ``pairs`` as its test split.
+
+    MTEB rescales the gold scores to [0, 1] with ``min_score``/``max_score``;
+    correlations do not change under that rescaling.
+    """
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.sts import AbsTaskSTS
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    class LocalSTS(AbsTaskSTS):
+        metadata = TaskMetadata(
+            type="STS",
+            name=name,
+            main_score="cosine_spearman",
+            description=f"{len(pairs)} local sentence pairs, served from memory",
+            reference="https://github.com/embeddings-benchmark/mteb",
+            dataset={"path": name, "revision": "local"},
+            category="t2t",
+            eval_splits=["test"],
+            eval_langs=["eng-Latn"],
+            date=("2000-01-01", "2000-01-01"),
+            dialect=[],
+            domains=[],
+            task_subtypes=[],
+            license="not specified",
+            annotations_creators="human-annotated",
+            modalities=["text"],
+            sample_creation="found",
+            bibtex_citation="",
+        )
+
+        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+            self.dataset = DatasetDict(
+                {
+                    "test": Dataset.from_dict(
+                        {
+                            "sentence1": list(pairs.sentence1),
+                            "sentence2": list(pairs.sentence2),
+                            "score": list(pairs.scores),
+                        }
+                    )
+                }
+            )
+            self.data_loaded = True
+
+    LocalSTS.min_score = min_score
+    LocalSTS.max_score = max_score
+    return LocalSTS()

@@ -36,10 +36,20 @@ def test_builtin_suites_load_and_expand(registries):
     quick = expand_matrix(registries, suites=[load_suite("quick")])
     assert "scifact::minilm::none::none::0" in labels(quick)
     assert "scifact::minilm-adapter::infonce::simans::0" in labels(quick)
-    assert len(quick.specs) == 7
+    assert "synth-fn::bow::infonce::positive-aware::0" in labels(quick)
+    assert {s.task for s in quick.specs} == {"scifact", "stsb", "synth-fn"}
+    assert len(quick.specs) == 14
+    # block parameters reach only their block's runs
+    synth = [s for s in quick.specs if s.task == "synth-fn"]
+    assert all(s.params["loss"] == {"in_batch": False} for s in synth)
+    assert all("loss" not in s.params for s in quick.specs if s.task != "synth-fn")
     standard = expand_matrix(registries, suites=[load_suite("standard")])
-    seeds = {s.seed for s in standard.specs}
-    assert seeds == {0, 1, 2}
+    assert {s.seed for s in standard.specs} == {0, 1, 2}
+    # every compatible sampler x loss, on the three tasks
+    for task in ("scifact", "stsb", "synth-fn"):
+        cells = {(s.loss, s.sampler) for s in standard.specs if s.task == task}
+        assert ("lambdarank", "adore") in cells and ("w-mse", "none") in cells
+        assert len(cells) >= 90
 
 
 def test_zero_shot_models_take_no_loss_or_sampler(registries):
@@ -58,13 +68,18 @@ def test_selections_alone_define_the_matrix(registries):
         ),
         seeds=2,
     )
-    # missing --loss axis = every compatible loss
-    assert labels(expansion) == [
-        "scifact::minilm-adapter::infonce::simans::0",
-        "scifact::minilm-adapter::infonce::simans::1",
-        "scifact::minilm-adapter::margin::simans::0",
-        "scifact::minilm-adapter::margin::simans::1",
+    # missing --loss axis = every compatible loss; negative-free ones take no sampler
+    retrieval_losses = [
+        e.name for e in registries.losses if "retrieval" in e.cls.families
     ]
+    expected = []
+    for loss in retrieval_losses:
+        needs = registries.losses.get(loss).cls.needs_negatives
+        sampler = "simans" if needs else "none"
+        expected += [f"scifact::minilm-adapter::{loss}::{sampler}::{s}" for s in (0, 1)]
+    assert labels(expansion) == expected
+    assert "scifact::minilm-adapter::w-mse::none::0" in labels(expansion)
+    assert "scifact::minilm-adapter::infonce::simans::1" in labels(expansion)
 
 
 def test_selections_filter_a_suite(registries):
@@ -74,7 +89,7 @@ def test_selections_filter_a_suite(registries):
         selections=Selections(sampler=["simans"]),
     )
     assert {s.sampler for s in expansion.specs} == {"simans"}
-    assert len(expansion.specs) == 2
+    assert len(expansion.specs) == 4  # scifact x 2 losses, stsb, synth-fn
 
 
 def test_task_is_required_without_a_suite(registries):

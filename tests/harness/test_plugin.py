@@ -207,6 +207,6 @@ def test_cli_plugins_json_lists_origins(run_harness, tmp_path):
         str(tmp_path / "pdir"),
         env={"PYTHONPATH": str(site)},
     )
-    assert listed.stdout.split() == sorted(
-        ["from-ep-cli", "local-one", "random", "simans", "topk-hard"]
-    )
+    names = listed.stdout.split()
+    assert names == sorted(names)  # one registered name per line, sorted
+    assert {"from-ep-cli", "local-one", "random", "simans", "topk-hard"} <= set(names)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from harness.plugin import PluginOptions, make_plugin_host
-from harness.testing import LossContract
+from harness.testing import LossContract, make_scored_batch
 from negbench_plugins.losses.infonce import InfoNCE
 
 
@@ -18,6 +20,16 @@ class TestInfoNCEContract(LossContract):
 class TestInfoNCEWarmContract(LossContract):
     loss_cls = InfoNCE
     loss_kwargs = {"temperature": 1.0, "in_batch": False}
+
+
+class TestInfoNCESymmetricContract(LossContract):
+    loss_cls = InfoNCE
+    loss_kwargs = {"symmetric": True}
+
+
+class TestInfoNCESymmetricWarmContract(LossContract):
+    loss_cls = InfoNCE
+    loss_kwargs = {"symmetric": True, "temperature": 0.5, "in_batch": False}
 
 
 def _inputs(seed, b=7, k=11, p_mask=0.4, dtype=torch.float64):
@@ -101,3 +113,62 @@ def test_registered():
     host = make_plugin_host(PluginOptions(autoload=False))
     assert "infonce" in host.registries.losses
     assert host.registries.losses.get("infonce").cls is InfoNCE
+
+
+def _symmetric_reference(batch, temperature):
+    """Per anchor: mean of the q->d cross-entropy over its columns and the
+    d->q cross-entropy of its positive over the batch's anchors."""
+    anchors = batch.anchor_embeddings.detach().double()
+    positives = batch.positive_embeddings.detach().double()
+    forward = _reference(
+        batch.positive.detach().double(),
+        batch.negative.detach().double(),
+        batch.mask,
+        temperature,
+    )
+    out = []
+    for i in range(batch.size):
+        logits = (
+            torch.stack([positives[i] @ anchors[j] for j in range(batch.size)])
+            / temperature
+        )
+        backward = F.cross_entropy(logits[None], torch.tensor([i]))
+        out.append((forward[i] + backward) / 2)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5, 2.0])
+@pytest.mark.parametrize("seed", range(3))
+def test_symmetric_matches_per_row_reference(temperature, seed):
+    batch = make_scored_batch(seed=seed)
+    got = InfoNCE(temperature=temperature, symmetric=True).forward_batch(batch)
+    expected = _symmetric_reference(batch, temperature)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_symmetric_gradients_reach_both_sides():
+    batch = make_scored_batch(seed=7)
+    InfoNCE(symmetric=True).forward_batch(batch).mean().backward()
+    assert batch.positive_embeddings is not None
+    assert batch.positive_embeddings.grad is not None
+    assert float(batch.positive_embeddings.grad.abs().sum()) > 0
+
+
+def test_symmetric_off_keeps_forward_unchanged():
+    batch = make_scored_batch(seed=8)
+    plain = InfoNCE().forward_batch(batch)
+    assert torch.equal(plain, InfoNCE()(batch.positive, batch.negative, batch.mask))
+    assert InfoNCE().symmetric is False
+
+
+def test_symmetric_single_anchor_has_a_zero_backward_term():
+    batch = make_scored_batch(batch_size=1)
+    got = InfoNCE(symmetric=True).forward_batch(batch)
+    forward = InfoNCE()(batch.positive, batch.negative, batch.mask)
+    torch.testing.assert_close(got, forward / 2)
+
+
+def test_symmetric_needs_embeddings():
+    batch = replace(make_scored_batch(), anchor_embeddings=None)
+    with pytest.raises(ValueError, match="embeddings"):
+        InfoNCE(symmetric=True).forward_batch(batch)

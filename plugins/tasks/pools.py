@@ -1,0 +1,145 @@
+"""Candidate pools for the contrastive protocol: mining, uniform draws, queues.
+
+A pool is what a sampler chooses negatives from: per anchor, candidate ids,
+the current model's scores and (when affordable) each candidate's rank among
+all candidates.  ``mined`` pools come from an exact faiss inner-product
+search (Johnson et al., "Billion-scale similarity search with GPUs", 2019),
+``uniform`` pools are random draws, and the queue is MoCo's memory of recent
+positives (He et al., CVPR 2020).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from harness import Model, TextEncoder
+
+__all__ = [
+    "MAX_RANKED_CELLS",
+    "Pool",
+    "Queue",
+    "embed_all",
+    "faiss_search",
+    "membership",
+    "mine",
+    "text_encoder",
+]
+
+#: rank diagnostics need a full score matrix; skip them beyond this many cells
+MAX_RANKED_CELLS = 30_000_000
+
+
+@dataclass(slots=True)
+class Pool:
+    """Candidates offered to the sampler, one row per anchor."""
+
+    ids: torch.Tensor  #: shape: (A, C)
+    scores: torch.Tensor  #: shape: (A, C)
+    ranks: torch.Tensor | None  #: shape: (A, C) 1-based rank among all candidates
+
+
+def text_encoder(model: Model) -> TextEncoder:
+    if not isinstance(model, TextEncoder):
+        raise TypeError(
+            f"text tasks need a harness.TextEncoder model, got {type(model).__name__}"
+        )
+    return model
+
+
+def faiss_search(
+    queries: torch.Tensor, docs: torch.Tensor, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-``k`` with faiss: (scores, ids), each (Q, k)."""
+    import faiss
+
+    doc_matrix = np.ascontiguousarray(docs.detach().cpu().numpy(), dtype=np.float32)
+    index = faiss.IndexFlatIP(doc_matrix.shape[1])
+    index.add(doc_matrix)
+    query_matrix = np.ascontiguousarray(
+        queries.detach().cpu().numpy(), dtype=np.float32
+    )
+    scores, ids = index.search(query_matrix, min(k, doc_matrix.shape[0]))
+    return scores, ids
+
+
+@torch.no_grad()
+def embed_all(
+    model: TextEncoder,
+    features: torch.Tensor,
+    side: str,
+    device: torch.device,
+    batch: int = 1024,
+) -> torch.Tensor:
+    """Embeddings of all ``features`` without gradients. shape: (N, D)."""
+    chunks = [
+        model.embed(features[i : i + batch].to(device), side=side)
+        for i in range(0, features.shape[0], batch)
+    ]
+    return torch.cat(chunks).float()
+
+
+def membership(candidate_ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
+    """shape: (B, C) bool, True where ``candidate_ids[b, c]`` is in ``sets[b]``."""
+    ids = candidate_ids.cpu()
+    out = torch.zeros(ids.shape, dtype=torch.bool)
+    for row, members in enumerate(sets):
+        if members:
+            out[row] = torch.isin(ids[row], torch.tensor(sorted(members)))
+    return out
+
+
+def mine(
+    kind: str,
+    anchor_emb: torch.Tensor,
+    candidate_emb: torch.Tensor,
+    depth: int,
+    generator: torch.Generator,
+) -> Pool:
+    """Build a ``mined`` or ``uniform`` pool for every anchor (on the CPU)."""
+    n_candidates = candidate_emb.shape[0]
+    depth = min(depth, n_candidates)
+    if kind == "uniform":
+        ids = torch.randint(
+            n_candidates, (anchor_emb.shape[0], depth), generator=generator
+        )
+    else:
+        ids = torch.from_numpy(faiss_search(anchor_emb, candidate_emb, depth)[1]).long()
+    # Scores in torch for every pool kind, so they match the positives' scores.
+    gathered = candidate_emb[ids.to(candidate_emb.device)]
+    scores = torch.einsum("ad,acd->ac", anchor_emb, gathered)
+    ranks = None
+    if anchor_emb.shape[0] * n_candidates <= MAX_RANKED_CELLS:
+        full = torch.sort(anchor_emb @ candidate_emb.T, dim=1, descending=True).values
+        # rank = 1 + candidates scored higher (beyond float noise between kernels)
+        ranks = (
+            torch.searchsorted(
+                -full.contiguous(), -(scores + 1e-6).contiguous(), side="left"
+            )
+            + 1
+        ).cpu()
+    return Pool(ids=ids, scores=scores.cpu(), ranks=ranks)
+
+
+class Queue:
+    """FIFO memory of candidate ids and the embeddings they had when stored."""
+
+    def __init__(self, size: int) -> None:
+        self.ids: deque[int] = deque(maxlen=size)
+        self.embeddings: deque[torch.Tensor] = deque(maxlen=size)
+
+    def push(self, ids: torch.Tensor, embeddings: torch.Tensor) -> None:
+        for i, e in zip(ids.tolist(), embeddings.detach().cpu(), strict=True):
+            self.ids.append(int(i))
+            self.embeddings.append(e)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def pool(self, anchor_emb: torch.Tensor) -> Pool:
+        ids = torch.tensor(list(self.ids)).expand(anchor_emb.shape[0], -1)
+        keys = torch.stack(list(self.embeddings))
+        return Pool(ids=ids, scores=(anchor_emb.cpu() @ keys.T), ranks=None)
