@@ -11,7 +11,7 @@ The hook specifications (the plugin API reference) are in
 
 from __future__ import annotations
 
-from .components import Loss, Model, Sampler, Task, TextEncoder
+from .components import KGEModel, Loss, Model, Sampler, Task, TextEncoder
 from .context import RunContext
 from .errors import (
     ComponentError,
@@ -41,6 +41,7 @@ __all__ = [
     "DatasetRef",
     "DatasetUnavailable",
     "Evaluation",
+    "KGEModel",
     "Loss",
     "Model",
     "Run",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = [
     "KINDS",
     "Component",
+    "KGEModel",
     "Loss",
     "Model",
     "Sampler",
@@ -54,12 +55,16 @@ class Component:
     :cvar families: task families the component works with.
     :cvar version: bump when a change alters results, so stored runs made with
         the old behaviour get a different ``run_id`` and are re-run.
+    :cvar family_defaults: constructor defaults per task family, used where
+        the user gave no value (a temperature suited to cosine scores is not
+        suited to the unbounded scores of a KGE model).
     """
 
     kind: ClassVar[str] = ""
     name: ClassVar[str] = ""
     families: ClassVar[frozenset[str]] = frozenset()
     version: ClassVar[str] = "1"
+    family_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
 
 class Sampler(Component, ABC):
@@ -88,6 +93,23 @@ class Sampler(Component, ABC):
         (ADORE).
     :cvar needs_embeddings: ask for the detached embeddings in the batch
         (clustering, memory queues); off by default to save memory.
+    :cvar filtered: True (the default) = every labelled positive of the
+        anchor is marked ``known_positive`` and is never offered as a
+        negative.  False asks for classic *unfiltered* corruption: only the
+        positive being trained is off-limits, so other facts known from the
+        training data can be drawn, and are counted as false negatives
+        (honoured by protocols whose positives are facts: KGE).
+    :cvar sides: for facts trained in two directions (KGE: tail prediction
+        and head prediction through the inverse relation), how a fact's K
+        negatives are split between them: ``"both"`` = K for each direction;
+        ``"uniform"`` = each negative corrupts the head or the tail with
+        probability 1/2 (Bordes et al. 2013); ``"bernoulli"`` = the head with
+        probability tph / (tph + hpt) of the fact's relation (Wang et al.
+        2014).  The protocol keeps the first n columns of each direction's
+        answer, so a split-side sampler must return its columns in no
+        particular order (a uniform draw).
+    :cvar needs_structure: ask for ``CandidateBatch.neighbour`` (KGE: the
+        anchor entity's 2-hop neighbourhood in the training graph).
     """
 
     kind = "sampler"
@@ -97,6 +119,9 @@ class Sampler(Component, ABC):
     in_batch_negatives: ClassVar[bool | None] = None
     freeze_candidates: ClassVar[bool] = False
     needs_embeddings: ClassVar[bool] = False
+    filtered: ClassVar[bool] = True
+    sides: ClassVar[Literal["both", "uniform", "bernoulli"]] = "both"
+    needs_structure: ClassVar[bool] = False
 
     def num_negatives(self, requested: int) -> int:
         """How many negatives per anchor to return when the task asks for
@@ -245,6 +270,50 @@ class TextEncoder(Model):
     def score(self, anchors: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
         """Per-anchor candidate scores. shapes: (B, D), (B, K, D) -> (B, K)."""
         return torch.einsum("bd,bkd->bk", anchors, candidates)
+
+
+class KGEModel(Model):
+    """A knowledge-graph embedding model that scores (head, relation) queries.
+
+    Head prediction goes through inverse relations (Lacroix et al., ICML
+    2018; PyKEEN's ``create_inverse_triples``): relation ``r + R`` is the
+    inverse of relation ``r``, so every query asks for a tail.  Scores are
+    higher for more plausible triples.
+    """
+
+    families = frozenset({"kge"})
+
+    @property
+    @abstractmethod
+    def built(self) -> bool:
+        """Whether :meth:`build` has created the parameters."""
+
+    @abstractmethod
+    def build(self, num_entities: int, num_relations: int) -> None:
+        """Create the parameters for a graph (``num_relations`` includes the
+        inverse relations); called once, before training or evaluation."""
+
+    @abstractmethod
+    def score_pairs(
+        self, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores of given tails. shapes: (B,), (B,), (B, K) -> (B, K)."""
+
+    @abstractmethod
+    def score_shared(
+        self,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        tails: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scores of one set of tails for every query (1-N scoring).
+
+        shapes: (B,), (B,), (M,) -> (B, M); ``tails`` None = every entity.
+        """
+
+    def after_step(self) -> None:
+        """Apply constraints after an optimiser step (TransE's unit-norm
+        entities); the default does nothing."""
 
 
 class Task(Component, ABC):

@@ -112,6 +112,7 @@ class Diagnostics:
             for key, name in (
                 ("fn", "fn_rate"),
                 ("fn_lower_bound", "fn_rate_lower_bound"),
+                ("known_fn", "known_fn_rate"),
             ):
                 if counts.get(f"{prefix}{key}_checked"):
                     out[prefix + name] = (
@@ -209,6 +210,8 @@ class RunContext:
         oracle_positive: torch.Tensor | None = None,
         oracle_is_exact: bool = False,
         ranks: torch.Tensor | None = None,
+        labelled_positive: torch.Tensor | None = None,
+        used: torch.Tensor | None = None,
     ) -> Negatives:
         """Ask the run's sampler for negatives and check the answer.
 
@@ -221,6 +224,12 @@ class RunContext:
             tasks) or a lower bound (real tasks).
         :param ranks: shape: (B, C) 1-based rank of each candidate in the full
             ranking of the anchor, when the task can compute it.
+        :param labelled_positive: shape: (B, C) True where a candidate is a
+            labelled positive that an *unfiltered* sampler was allowed to draw
+            (other training facts of a KGE query); counted as ``known_fn_rate``.
+        :param used: shape: (B, K) bool, the answer's columns the protocol
+            will actually train with (a side split keeps fewer than K); the
+            diagnostics count only these.
         :returns: the checked answer; ``positions`` has shape (B, K) and is a
             long tensor on the candidates' device.
         """
@@ -238,7 +247,15 @@ class RunContext:
             answer = Negatives(
                 positions=self._check_sample(batch, num_negatives, answer)
             )
-        self._record(batch, answer, oracle_positive, oracle_is_exact, ranks)
+        self._record(
+            batch,
+            answer,
+            oracle=oracle_positive,
+            exact=oracle_is_exact,
+            ranks=ranks,
+            labelled=labelled_positive,
+            used=used,
+        )
         return answer
 
     def _check_extras(
@@ -304,27 +321,38 @@ class RunContext:
         self,
         batch: CandidateBatch,
         answer: Negatives,
+        *,
         oracle: torch.Tensor | None,
         exact: bool,
         ranks: torch.Tensor | None,
+        labelled: torch.Tensor | None = None,
+        used: torch.Tensor | None = None,
     ) -> None:
         d = self.diagnostics
         chosen = answer.positions
-        if chosen.numel() == 0:
+        keep = (
+            torch.ones(chosen.shape, dtype=torch.bool)
+            if used is None
+            else used.to(device=chosen.device, dtype=torch.bool)
+        )
+        if not bool(keep.any()):
             return
         scores = batch.scores.gather(1, chosen)
-        d.add_values("hardness_gap", scores - batch.positive_scores[:, None])
+        d.add_values("hardness_gap", (scores - batch.positive_scores[:, None])[keep])
         if ranks is not None:
-            d.add_values("neg_rank", ranks.gather(1, chosen).float())
-        d.count("negatives_sampled", chosen.numel())
+            d.add_values("neg_rank", ranks.gather(1, chosen).float()[keep])
+        d.count("negatives_sampled", float(keep.sum()))
+        if labelled is not None:
+            d.count("known_fn_hits", float(labelled.gather(1, chosen)[keep].sum()))
+            d.count("known_fn_checked", float(keep.sum()))
         if oracle is not None:
             key = "fn" if exact else "fn_lower_bound"
-            truly_false = oracle.gather(1, chosen)
+            truly_false = oracle.gather(1, chosen) & keep
             d.count(f"{key}_hits", float(truly_false.sum()))
-            d.count(f"{key}_checked", chosen.numel())
+            d.count(f"{key}_checked", float(keep.sum()))
             if answer.suspected is not None and exact:
                 # how good the sampler's own false-negative detection is
-                flagged = answer.suspected.to(truly_false.device)
+                flagged = answer.suspected.to(truly_false.device) & keep
                 d.count("suspect_flagged", float(flagged.sum()))
                 d.count("suspect_correct", float((flagged & truly_false).sum()))
                 d.count("suspect_actual", float(truly_false.sum()))

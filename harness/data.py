@@ -68,6 +68,9 @@ class DatasetSource:
     :param unpack: turns the downloaded file into the folder layout the task
         reads (default: extract an archive whose top folder is the dataset).
     :param how_to_get: one sentence telling the user how to provide the data.
+    :param embedded: returns a folder holding a copy shipped inside an
+        installed package (PyKEEN's Nations/UMLS/Kinship), or None; tried after
+        the data dirs and the cache, before any download.
     """
 
     name: str
@@ -75,6 +78,7 @@ class DatasetSource:
     url: str | None = None
     unpack: Callable[[Path, Path], None] | None = None
     how_to_get: str = ""
+    embedded: Callable[[], Path | None] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -154,6 +158,9 @@ class DataLocator:
     def _candidates(self, source: DatasetSource) -> list[tuple[str, Path]]:
         found = [("data-dir", d / source.name) for d in self.data_dirs]
         found.append(("cache", self.download_dir / source.name))
+        embedded = source.embedded() if source.embedded is not None else None
+        if embedded is not None:
+            found.append(("package", embedded))
         return found
 
     def _download(self, source: DatasetSource, folder: Path) -> str | None:

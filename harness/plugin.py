@@ -62,10 +62,12 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.tasks.sts",
     "negbench_plugins.tasks.synth_fn",
     "negbench_plugins.tasks.mteb_task",
+    "negbench_plugins.tasks.kge",
     # models
     "negbench_plugins.models.minilm",
     "negbench_plugins.models.minilm_full",
     "negbench_plugins.models.bow",
+    "negbench_plugins.models.kge",
     # losses
     "negbench_plugins.losses.infonce",
     "negbench_plugins.losses.margin",
@@ -77,6 +79,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.losses.bml",
     "negbench_plugins.losses.cosent",
     "negbench_plugins.losses.wmse",
+    "negbench_plugins.losses.kge_pointwise",
+    "negbench_plugins.losses.hasa",
     # samplers
     "negbench_plugins.samplers.random",
     "negbench_plugins.samplers.in_batch",
@@ -88,6 +92,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.samplers.cluster",
     "negbench_plugins.samplers.moco_filter",
     "negbench_plugins.samplers.dhnm",
+    "negbench_plugins.samplers.corruption",
+    "negbench_plugins.samplers.hasa",
     # leaderboard
     "negbench_leaderboard.ranking",
     "negbench_leaderboard.json_render",

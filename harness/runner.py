@@ -41,11 +41,16 @@ def seed_everything(seed: int) -> None:
 
 
 def _instantiate(
-    registries: Registries, kind: str, name: str, params: dict[str, Any]
+    registries: Registries,
+    kind: str,
+    name: str,
+    params: dict[str, Any],
+    family: str = "",
 ) -> tuple[Any, ComponentRef]:
     entry = registries[kind].get(name)
     ref = ComponentRef(kind=kind, name=name, plugin=entry.plugin)
-    kwargs = dict(params)
+    # the user's values win over the component's defaults for this family
+    kwargs = {**entry.cls.family_defaults.get(family, {}), **params}
     argument = split_name(name)[1]
     if argument is not None:
         kwargs["argument"] = argument
@@ -126,7 +131,7 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
             if name == NONE:
                 continue
             params = dict(spec.params.get(kind, {}))
-            components[kind] = _instantiate(registries, kind, name, params)
+            components[kind] = _instantiate(registries, kind, name, params, run.family)
             context.refs[kind] = components[kind][1]
         task: Task = components["task"][0]
         model: Model = components["model"][0]

@@ -54,6 +54,8 @@ def make_candidate_batch(
         cols = torch.randperm(num_candidates, generator=gen)[:positives_per_row]
         known[row, cols] = True
     positive_scores = torch.rand(batch_size, generator=gen) * 2 - 1
+    # structural neighbours (needs_structure samplers): about a third of each row
+    neighbour = torch.rand(batch_size, num_candidates, generator=gen) < 0.3
     return CandidateBatch(
         anchor_ids=torch.arange(batch_size),
         candidate_ids=torch.randint(
@@ -62,6 +64,7 @@ def make_candidate_batch(
         scores=scores,
         positive_scores=positive_scores,
         known_positive=known,
+        neighbour=neighbour,
     )
 
 

@@ -200,6 +200,10 @@ class CandidateBatch:
     :param candidate_embeddings: shape: (B, C, D) the candidates' embeddings
         from the last pool refresh (the ones ``scores`` were computed with).
     :param positive_embeddings: shape: (B, D) this step's positive embeddings.
+    :param neighbour: shape: (B, C) bool, True where the candidate is a
+        structural neighbour of the anchor (KGE: inside the query entity's
+        2-hop neighbourhood in the training graph), a proxy for false
+        negatives; given only to samplers that set ``needs_structure``.
     """
 
     anchor_ids: torch.Tensor
@@ -211,6 +215,7 @@ class CandidateBatch:
     anchor_embeddings: torch.Tensor | None = None
     candidate_embeddings: torch.Tensor | None = None
     positive_embeddings: torch.Tensor | None = None
+    neighbour: torch.Tensor | None = None
 
     @property
     def size(self) -> int:

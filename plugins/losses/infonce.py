@@ -43,6 +43,8 @@ class InfoNCE(Loss):
     name = "infonce"
     families = frozenset({"retrieval", "sts", "kge"})
     in_batch_default = True
+    #: t = 0.05 suits cosines; KGE scores are unbounded distances/products
+    family_defaults = {"kge": {"temperature": 1.0}}
 
     def __init__(
         self,

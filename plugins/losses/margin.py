@@ -24,6 +24,8 @@ class MarginRanking(Loss):
     name = "margin"
     families = frozenset({"retrieval", "sts", "kge"})
     in_batch_default = False
+    #: cosine gaps are small; KGE scores are distances (PyKEEN's default margin)
+    family_defaults = {"kge": {"margin": 1.0}}
 
     def __init__(self, *, margin: float = 0.2, in_batch: bool | None = None) -> None:
         super().__init__(in_batch=in_batch)

@@ -37,8 +37,16 @@ def test_builtin_suites_load_and_expand(registries):
     assert "scifact::minilm::none::none::0" in labels(quick)
     assert "scifact::minilm-adapter::infonce::simans::0" in labels(quick)
     assert "synth-fn::bow::infonce::positive-aware::0" in labels(quick)
-    assert {s.task for s in quick.specs} == {"scifact", "stsb", "synth-fn"}
-    assert len(quick.specs) == 14
+    assert {s.task for s in quick.specs} == {
+        "scifact",
+        "stsb",
+        "synth-fn",
+        "nations",
+        "umls",
+    }
+    assert len(quick.specs) == 20
+    umls = [s for s in quick.specs if s.task == "umls"]
+    assert all(s.params["task"] == {"epochs": 20} for s in umls)
     # block parameters reach only their block's runs
     synth = [s for s in quick.specs if s.task == "synth-fn"]
     assert all(s.params["loss"] == {"in_batch": False} for s in synth)
@@ -50,6 +58,10 @@ def test_builtin_suites_load_and_expand(registries):
         cells = {(s.loss, s.sampler) for s in standard.specs if s.task == task}
         assert ("lambdarank", "adore") in cells and ("w-mse", "none") in cells
         assert len(cells) >= 90
+    # every KGE model x loss x sampler on the five graphs
+    for task in ("nations", "umls", "kinship", "codex-s", "wn18rr"):
+        cells = {(s.model, s.loss, s.sampler) for s in standard.specs if s.task == task}
+        assert len(cells) == 4 * 5 * 6 and ("rotate", "hasa", "hasa") in cells
 
 
 def test_zero_shot_models_take_no_loss_or_sampler(registries):

@@ -1,0 +1,253 @@
+"""Knowledge graphs: reading triple files, indexing them, fast fact look-ups.
+
+Every dataset is three tab-separated files ``head<TAB>relation<TAB>tail``
+(``train``, ``valid``, ``test``, each ``.txt`` or ``.txt.gz``).  Entity and
+relation ids are assigned in sorted label order over all three splits, the
+way PyKEEN's ``TriplesFactory`` does, so ids (and therefore scores) line up
+with PyKEEN's when its evaluator is used as the reference.
+
+Queries are tail predictions ``(entity, relation')`` where ``relation'`` is
+``r`` for the original direction and ``r + R`` for the inverse one (head
+prediction).  A fact of a query is the integer key
+``query * E + answer`` with ``query = entity * 2R + relation'``, so "is this
+candidate a known answer" is one ``searchsorted`` over a sorted key array
+instead of a Python set per query.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from harness.data import DatasetSource
+from harness.errors import DataError
+
+__all__ = [
+    "SOURCES",
+    "FactIndex",
+    "KnowledgeGraph",
+    "read_graph",
+    "relation_head_probability",
+]
+
+SPLITS = ("train", "valid", "test")
+
+_CONVE = "https://github.com/TimDettmers/ConvE/raw/master/{archive}"
+_HOW = (
+    "Put the {name} folder (train/valid/test .txt or .txt.gz, tab-separated "
+    "head/relation/tail) into a data dir (--data-dir or HARNESS_DATA_DIR)."
+)
+
+
+def split_file(folder: Path, split: str) -> Path | None:
+    for name in (f"{split}.txt", f"{split}.txt.gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def graph_files(folder: Path) -> list[Path] | None:
+    files = [split_file(folder, split) for split in SPLITS]
+    return None if any(f is None for f in files) else [f for f in files if f]
+
+
+def _pykeen_folder(name: str) -> Path | None:
+    """The copy inside the installed ``pykeen`` wheel, without importing it."""
+    spec = importlib.util.find_spec("pykeen")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "datasets" / name
+    return folder if graph_files(folder) else None
+
+
+def _source(
+    name: str, archive: str | None = None, pykeen: str | None = None
+) -> DatasetSource:
+    return DatasetSource(
+        name=name,
+        files=graph_files,
+        url=_CONVE.format(archive=archive) if archive else None,
+        how_to_get=_HOW.format(name=name),
+        embedded=(lambda: _pykeen_folder(pykeen)) if pykeen else None,
+    )
+
+
+#: the knowledge graphs negbench knows by name (ConvE releases and CoDEx)
+SOURCES: dict[str, DatasetSource] = {
+    "wn18rr": _source("wn18rr", "WN18RR.tar.gz"),
+    "fb15k-237": _source("fb15k-237", "FB15k-237.tar.gz"),
+    "codex-s": _source("codex-s"),
+    "codex-m": _source("codex-m"),
+    "nations": _source("nations", "nations.tar.gz", pykeen="nations"),
+    "umls": _source("umls", "umls.tar.gz", pykeen="umls"),
+    "kinship": _source("kinship", "kinship.tar.gz", pykeen="kinships"),
+}
+
+
+def read_triples(path: Path) -> list[tuple[str, str, str]]:
+    """Labelled triples of one file; a malformed line is a one-line DataError."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    triples = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = raw.rstrip("\r\n")
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 3 or not all(p.strip() for p in parts):
+                raise DataError(
+                    f"{path}:{number}: expected 'head<TAB>relation<TAB>tail', "
+                    f"got {line[:80]!r}"
+                )
+            triples.append((parts[0].strip(), parts[1].strip(), parts[2].strip()))
+    if not triples:
+        raise DataError(f"{path}: no triples")
+    return triples
+
+
+@dataclass(slots=True)
+class KnowledgeGraph:
+    """A graph's splits as id tensors. shape of each split: (N, 3) long (h, r, t)."""
+
+    name: str
+    entities: list[str]
+    relations: list[str]
+    train: torch.Tensor
+    valid: torch.Tensor
+    test: torch.Tensor
+    facts: FactIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.facts = FactIndex(self)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_relations(self) -> int:
+        """Original relations, without the inverses."""
+        return len(self.relations)
+
+
+def read_graph(name: str, folder: Path) -> KnowledgeGraph:
+    """Read the three splits of ``folder`` and index them."""
+    labelled = {}
+    for split in SPLITS:
+        path = split_file(folder, split)
+        if path is None:
+            raise DataError(f"{folder}: missing {split}.txt[.gz]")
+        labelled[split] = read_triples(path)
+    entities = sorted({e for t in labelled.values() for h, _, x in t for e in (h, x)})
+    relations = sorted({r for t in labelled.values() for _, r, _ in t})
+    entity_id = {e: i for i, e in enumerate(entities)}
+    relation_id = {r: i for i, r in enumerate(relations)}
+
+    def ids(triples: list[tuple[str, str, str]]) -> torch.Tensor:
+        return torch.tensor(
+            [(entity_id[h], relation_id[r], entity_id[t]) for h, r, t in triples],
+            dtype=torch.long,
+        )
+
+    return KnowledgeGraph(
+        name=name,
+        entities=entities,
+        relations=relations,
+        train=ids(labelled["train"]),
+        valid=ids(labelled["valid"]),
+        test=ids(labelled["test"]),
+    )
+
+
+def both_directions(triples: torch.Tensor, num_relations: int) -> torch.Tensor:
+    """(query entity, relation', answer) rows: tail queries then head queries.
+
+    shape: (N, 3) -> (2N, 3); the head query of (h, r, t) is (t, r + R, h).
+    """
+    inverse = torch.stack(
+        [triples[:, 2], triples[:, 1] + num_relations, triples[:, 0]], dim=1
+    )
+    return torch.cat([triples, inverse])
+
+
+class FactIndex:
+    """Sorted fact keys for membership tests and filtered evaluation."""
+
+    def __init__(self, graph: KnowledgeGraph) -> None:
+        self.num_entities = graph.num_entities
+        self.num_queries_relations = 2 * graph.num_relations
+        r = graph.num_relations
+        self.train = self._keys(both_directions(graph.train, r))
+        self.heldout = self._keys(
+            both_directions(torch.cat([graph.valid, graph.test]), r)
+        )
+        self.all = torch.unique(torch.cat([self.train, self.heldout]))
+
+    def query(self, entities: torch.Tensor, relations: torch.Tensor) -> torch.Tensor:
+        return entities * self.num_queries_relations + relations
+
+    def _keys(self, rows: torch.Tensor) -> torch.Tensor:
+        queries = self.query(rows[:, 0], rows[:, 1])
+        keys: torch.Tensor = torch.unique(queries * self.num_entities + rows[:, 2])
+        return keys
+
+    def contains(
+        self, keys: torch.Tensor, queries: torch.Tensor, candidates: torch.Tensor
+    ) -> torch.Tensor:
+        """shape: (B,), (B, C) -> (B, C) bool: is (query, candidate) in ``keys``."""
+        wanted = (queries[:, None] * self.num_entities + candidates).reshape(-1)
+        position = torch.searchsorted(keys, wanted).clamp(max=len(keys) - 1)
+        return (keys[position] == wanted).reshape(candidates.shape)
+
+    def answers(
+        self, keys: torch.Tensor, queries: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every known answer of each query, as (row, entity) index pairs."""
+        low = torch.searchsorted(keys, queries * self.num_entities)
+        high = torch.searchsorted(keys, (queries + 1) * self.num_entities)
+        counts = high - low
+        rows = torch.repeat_interleave(torch.arange(len(queries)), counts)
+        starts = torch.repeat_interleave(low - torch.cumsum(counts, 0) + counts, counts)
+        flat = starts + torch.arange(int(counts.sum()))
+        return rows, keys[flat] % self.num_entities
+
+
+def relation_head_probability(graph: KnowledgeGraph) -> torch.Tensor:
+    """Bernoulli corruption: P(corrupt the head) per relation. shape: (R,).
+
+    ``tph / (tph + hpt)`` with tph the mean number of tails per (head,
+    relation) and hpt the mean number of heads per (relation, tail) in the
+    training set (Wang et al., AAAI 2014; OpenKE ``Base.cpp``).
+    """
+    train, r = graph.train, graph.num_relations
+    probability = torch.full((r,), 0.5)
+    for relation in range(r):
+        rows = train[train[:, 1] == relation]
+        if len(rows) == 0:
+            continue
+        tph = len(rows) / len(torch.unique(rows[:, 0]))
+        hpt = len(rows) / len(torch.unique(rows[:, 2]))
+        probability[relation] = tph / (tph + hpt)
+    return probability
+
+
+def two_hop(graph: KnowledgeGraph) -> torch.Tensor:
+    """Sparse undirected adjacency of the training graph, self-loops added.
+
+    shape: (E, E) sparse COO float; ``(A @ A)[e] > 0`` is the 2-hop
+    neighbourhood of ``e`` (HaSa's structural false-negative proxies).
+    """
+    e = graph.num_entities
+    heads, tails = graph.train[:, 0], graph.train[:, 2]
+    loops = torch.arange(e)
+    rows = torch.cat([heads, tails, loops])
+    cols = torch.cat([tails, heads, loops])
+    keys = torch.unique(rows * e + cols)
+    indices = torch.stack([keys // e, keys % e])
+    return torch.sparse_coo_tensor(
+        indices, torch.ones(len(keys)), (e, e), check_invariants=False
+    ).coalesce()

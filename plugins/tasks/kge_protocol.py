@@ -1,0 +1,390 @@
+"""Training and evaluation protocol of the knowledge-graph embedding family.
+
+**Training** (negative sampling, PyKEEN's "sLCWA" with inverse triples).
+Every training fact (h, r, t) is trained in both directions: the tail query
+(h, r) -> t and the head query (t, r + R) -> h.  Per step, a batch of facts
+becomes 2B query rows, and each row offers the sampler a candidate pool:
+
+* ``uniform`` pool: ``2K + 32`` uniformly drawn entities (all entities on a
+  small graph), in no particular order;
+* ``mined`` pool: ``corruptions`` uniformly drawn entities (all of them on a
+  graph with at most that many), scored by the current model and sorted best
+  first: "top-k over corruption candidates", re-mined every step, as
+  self-adversarial and NSCaching-style samplers do.
+
+``known_positive`` marks every training answer of the query (filtered
+sampling), or only the fact's own answer for samplers that ask for classic
+unfiltered corruption (``Sampler.filtered = False``).  With
+``Sampler.sides`` "uniform" or "bernoulli", a fact's K negatives are split
+between its two directions by a coin per negative (Bordes et al. 2013; Wang
+et al. 2014), instead of K per direction.
+
+The loss sees each row's positive score and its negatives' scores; with
+in-batch negatives on, the other rows' answers (the batch's heads and tails,
+as in SimKGC/HaSa) are extra columns, known answers masked.
+
+**False negatives.** A sampled negative that is a true fact of the held-out
+splits (valid or test) is counted in ``fn_rate_lower_bound`` (the graph is
+incomplete, so the true rate is higher); one that is a training fact, which
+only unfiltered samplers can draw, in ``known_fn_rate``.
+
+**Evaluation.** Filtered rank-based link prediction over all entities for
+tails and heads (through the inverse relation): each test fact's answer is
+ranked against every entity that is not another known answer (train, valid
+or test) of the query; ties count with the realistic rule (mean of the
+optimistic and pessimistic rank).  MRR, Hits@1/3/10 over both sides, as
+PyKEEN's ``RankBasedEvaluator`` reports them ("both", "realistic").
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import torch
+
+from harness import Evaluation, KGEModel, Model
+from harness.optim import make_optimizer
+from harness.types import CandidateBatch, Negatives, ScoredBatch
+
+from .kg_data import KnowledgeGraph, both_directions, relation_head_probability, two_hop
+
+if TYPE_CHECKING:
+    from harness import RunContext, Sampler
+
+__all__ = ["KGEProtocol", "filtered_ranks", "kge_model", "rank_metrics"]
+
+HITS_AT = (1, 3, 10)
+
+
+def kge_model(model: Model) -> KGEModel:
+    if not isinstance(model, KGEModel):
+        raise TypeError(
+            f"model '{model.name}' is not a KGEModel; KGE tasks need one "
+            "(e.g. transe, distmult, complex, rotate)"
+        )
+    return model
+
+
+class KGEProtocol:
+    """Negative-sampling training of a :class:`KGEModel` on a graph's train split.
+
+    :param epochs: passes over the training facts.
+    :param batch_size: facts per step (2x query rows).
+    :param num_negatives: K, negatives per query row asked of the sampler.
+    :param corruptions: size of the uniformly drawn candidate set a mined pool
+        ranks (all entities when the graph has at most this many).
+    """
+
+    def __init__(
+        self, *, epochs: int, batch_size: int, num_negatives: int, corruptions: int
+    ) -> None:
+        if min(epochs, batch_size, num_negatives, corruptions) < 1:
+            raise ValueError(
+                "epochs, batch_size, num_negatives, corruptions must be >= 1"
+            )
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.num_negatives = num_negatives
+        self.corruptions = corruptions
+
+    def fit(self, graph: KnowledgeGraph, model: Model, context: RunContext) -> None:
+        kge = kge_model(model)
+        loss = context.loss
+        assert loss is not None, "the matrix pairs trainable models with a loss"
+        step = _Step(self, graph, kge, context)
+        optimizer = make_optimizer([kge, loss], lr=kge.lr)
+        facts = graph.train
+        steps = (len(facts) + self.batch_size - 1) // self.batch_size
+        kge.train()
+        for epoch in range(self.epochs):
+            order = torch.randperm(len(facts), generator=context.generator)
+            for number in range(steps):
+                batch = facts[order[number * self.batch_size :][: self.batch_size]]
+                value = step.run(batch)
+                optimizer.zero_grad()
+                value.backward()
+                optimizer.step()
+                kge.after_step()
+            context.progress(f"epoch {epoch + 1}/{self.epochs}")
+
+
+class _Step:
+    """One training step: pools, the sampler call, scoring, the loss."""
+
+    def __init__(
+        self,
+        protocol: KGEProtocol,
+        graph: KnowledgeGraph,
+        model: KGEModel,
+        context: RunContext,
+    ) -> None:
+        self.graph, self.model, self.context = graph, model, context
+        self.device = context.device
+        self.facts = graph.facts
+        sampler = context.sampler
+        self.sampler: Sampler | None = sampler
+        assert context.loss is not None
+        forced = sampler.in_batch_negatives if sampler is not None else None
+        self.in_batch = context.loss.in_batch if forced is None else forced
+        e = graph.num_entities
+        k = sampler.num_negatives(protocol.num_negatives) if sampler else 0
+        if sampler is None or k == 0:
+            self.pool_size = 0
+        elif sampler.pool == "mined":
+            self.pool_size = min(e, max(protocol.corruptions, k))
+        else:
+            # a uniform draw needs little headroom over K (known answers)
+            self.pool_size = min(e, k + 16)
+        self.k = min(k, self.pool_size)
+        self.head_probability = (
+            relation_head_probability(graph)
+            if sampler is not None and sampler.sides == "bernoulli"
+            else None
+        )
+        self.adjacency = (
+            two_hop(graph) if sampler is not None and sampler.needs_structure else None
+        )
+
+    # -- pools ------------------------------------------------------------------
+
+    def _pool(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Candidate ids and their scores (no gradient); True if ranked fully."""
+        assert self.sampler is not None
+        n, e, generator = len(rows), self.graph.num_entities, self.context.generator
+        everything = self.pool_size == e
+        mined = self.sampler.pool == "mined"
+        # timed by hand: a phase() per step would flood the progress display
+        start = time.perf_counter()
+        device = self.device
+        with torch.no_grad():
+            if everything or mined:
+                # 1-N scoring of one candidate set shared by the batch's rows:
+                # all entities, or a fresh uniform draw of `corruptions` of them
+                shared = (
+                    torch.arange(e)
+                    if everything
+                    else torch.randperm(e, generator=generator)[: self.pool_size]
+                )
+                ids = shared.expand(n, -1)
+                scores = self.model.score_shared(
+                    rows[:, 0].to(device), rows[:, 1].to(device), shared.to(device)
+                ).cpu()
+            else:
+                ids = torch.randint(e, (n, self.pool_size), generator=generator)
+                scores = self._pairs(rows, ids).cpu()
+            if mined:
+                scores, order = scores.sort(dim=1, descending=True)
+                ids = ids.gather(1, order)
+        timings = self.context.timings
+        timings["mine"] = timings.get("mine", 0.0) + time.perf_counter() - start
+        return ids.contiguous(), scores, everything and self.sampler.pool == "mined"
+
+    def _neighbour(self, entities: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Candidates in the query entity's 2-hop neighbourhood. shape: (B, C)."""
+        assert self.adjacency is not None
+        e = self.graph.num_entities
+        onehot = torch.zeros(e, len(entities))
+        onehot[entities, torch.arange(len(entities))] = 1.0
+        hop1 = self.adjacency @ onehot
+        hop2 = (self.adjacency @ hop1).T  # (B, E) path counts
+        return hop2.gather(1, ids) > 0
+
+    def _quota(self, facts: torch.Tensor) -> torch.Tensor | None:
+        """Columns each row keeps under a side split. shape: (2B, K) bool or None."""
+        assert self.sampler is not None
+        if self.sampler.sides == "both" or self.k == 0:
+            return None
+        b, k = len(facts), self.k
+        if self.head_probability is None:
+            p_head = torch.full((b,), 0.5)
+        else:
+            p_head = self.head_probability[facts[:, 1]]
+        coins = torch.rand(b, k, generator=self.context.generator) < p_head[:, None]
+        n_head = coins.sum(dim=1)
+        column = torch.arange(k)[None, :]
+        tail_rows = column < (k - n_head)[:, None]
+        head_rows = column < n_head[:, None]
+        return torch.cat([tail_rows, head_rows])
+
+    # -- the step ---------------------------------------------------------------
+
+    def run(self, facts: torch.Tensor) -> torch.Tensor:
+        rows = both_directions(facts, self.graph.num_relations)
+        used = self._quota(facts) if self.sampler is not None else None
+        negatives: Negatives | None = None
+        negative_ids = torch.zeros(len(rows), 0, dtype=torch.long)
+        if self.sampler is not None and self.k > 0:
+            ids, scores, ranked = self._pool(rows)
+            queries = self.facts.query(rows[:, 0], rows[:, 1])
+            train_fact = self.facts.contains(self.facts.train, queries, ids)
+            own = ids == rows[:, 2:3]
+            known = train_fact if self.sampler.filtered else own
+            active = (~known).any(dim=1)
+            if not bool(active.all()):  # a query whose every candidate is an answer
+                rows, ids, scores, known = (
+                    rows[active],
+                    ids[active],
+                    scores[active],
+                    known[active],
+                )
+                train_fact, own, queries = (
+                    train_fact[active],
+                    own[active],
+                    queries[active],
+                )
+                used = None if used is None else used[active]
+            with torch.no_grad():
+                positive_scores = self._pairs(rows, rows[:, 2:3])[:, 0].cpu()
+            batch = CandidateBatch(
+                anchor_ids=queries,
+                candidate_ids=ids,
+                scores=scores,
+                positive_scores=positive_scores,
+                known_positive=known,
+                positive_ids=rows[:, 2],
+                neighbour=(
+                    self._neighbour(rows[:, 0], ids)
+                    if self.adjacency is not None
+                    else None
+                ),
+            )
+            negatives = self.context.sample_negatives(
+                batch,
+                self.k,
+                oracle_positive=self.facts.contains(self.facts.heldout, queries, ids),
+                oracle_is_exact=False,
+                ranks=(
+                    torch.arange(1, ids.shape[1] + 1).expand_as(ids) if ranked else None
+                ),
+                labelled_positive=None if self.sampler.filtered else train_fact & ~own,
+                used=used,
+            )
+            negative_ids = ids.gather(1, negatives.positions)
+        return self.context.compute_loss(
+            self._score(rows, negative_ids, negatives, used)
+        )
+
+    def _score(
+        self,
+        rows: torch.Tensor,
+        negative_ids: torch.Tensor,
+        negatives: Negatives | None,
+        used: torch.Tensor | None,
+    ) -> ScoredBatch:
+        n = len(rows)
+        heads, relations, answers = rows[:, 0], rows[:, 1], rows[:, 2]
+        if used is None:  # positive and negatives in one scoring call
+            both = self._pairs(rows, torch.cat([answers[:, None], negative_ids], 1))
+            positive, negative = both[:, 0], both[:, 1:]
+        else:  # a side split: score only the columns kept (about half)
+            row, col = used.nonzero(as_tuple=True)
+            flat = self._pairs(
+                torch.cat([rows, rows[row]]),
+                torch.cat([answers, negative_ids[row, col]])[:, None],
+            )[:, 0]
+            positive = flat[:n]
+            negative = torch.zeros(
+                negative_ids.shape, dtype=flat.dtype, device=flat.device
+            ).index_put((row.to(flat.device), col.to(flat.device)), flat[n:])
+        columns = [negative]
+        masks = [
+            torch.ones(negative_ids.shape, dtype=torch.bool) if used is None else used
+        ]
+        suspected = [
+            negatives.suspected
+            if negatives is not None and negatives.suspected is not None
+            else torch.zeros(negative_ids.shape, dtype=torch.bool)
+        ]
+        if self.in_batch and n > 1:
+            device = self.device
+            columns.append(
+                self.model.score_shared(
+                    heads.to(device), relations.to(device), answers.to(device)
+                )
+            )
+            queries = self.facts.query(heads, relations)
+            shared = answers.expand(n, -1)
+            valid = ~self.facts.contains(self.facts.train, queries, shared)
+            valid &= shared != answers[:, None]
+            masks.append(valid)
+            suspected.append(torch.zeros(n, n, dtype=torch.bool))
+        return ScoredBatch(
+            positive=positive,
+            negative=torch.cat(columns, dim=1),
+            mask=torch.cat(masks, dim=1).to(self.device),
+            suspected=torch.cat(suspected, dim=1).to(self.device),
+        )
+
+    def _pairs(self, rows: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
+        device = self.device
+        return self.model.score_pairs(
+            rows[:, 0].to(device), rows[:, 1].to(device), tails.to(device)
+        )
+
+
+# -- evaluation -------------------------------------------------------------------
+
+
+def filtered_ranks(
+    graph: KnowledgeGraph,
+    model: KGEModel,
+    triples: torch.Tensor,
+    *,
+    batch_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optimistic and pessimistic filtered ranks, tails first then heads.
+
+    shape: (N, 3) -> two (2N,) long tensors; row i < N ranks the tail of
+    ``triples[i]``, row N + i its head (through the inverse relation).
+    """
+    facts = graph.facts
+    rows = both_directions(triples, graph.num_relations)
+    optimistic, pessimistic = [], []
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            scores = model.score_shared(chunk[:, 0].to(device), chunk[:, 1].to(device))
+            scores = scores.float().cpu()
+            index = torch.arange(len(chunk))
+            true = scores[index, chunk[:, 2]].clone()
+            hit_rows, hit_entities = facts.answers(
+                facts.all, facts.query(chunk[:, 0], chunk[:, 1])
+            )
+            scores[hit_rows, hit_entities] = float("-inf")  # other known answers
+            scores[index, chunk[:, 2]] = true
+            optimistic.append((scores > true[:, None]).sum(dim=1) + 1)
+            pessimistic.append((scores >= true[:, None]).sum(dim=1))
+    return torch.cat(optimistic), torch.cat(pessimistic)
+
+
+def rank_metrics(
+    optimistic: torch.Tensor, pessimistic: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Per-query metrics from the realistic rank (mean of the two ranks)."""
+    realistic = (optimistic + pessimistic).double() / 2
+    out = {"mrr": 1.0 / realistic, "rank": realistic}
+    for k in HITS_AT:
+        out[f"hits@{k}"] = (realistic <= k).double()
+    return out
+
+
+def evaluate(graph: KnowledgeGraph, model: Model, *, split: str = "test") -> Evaluation:
+    """Filtered link-prediction metrics on ``split``, both sides and per side."""
+    triples = graph.test if split == "test" else graph.valid
+    optimistic, pessimistic = filtered_ranks(graph, kge_model(model), triples)
+    per_query = rank_metrics(optimistic, pessimistic)
+    n = len(triples)
+    metrics: dict[str, float] = {}
+    for name, values in per_query.items():
+        metrics[name] = float(values.mean())
+    metrics["mrr_tail"] = float(per_query["mrr"][:n].mean())
+    metrics["mrr_head"] = float(per_query["mrr"][n:].mean())
+    items = [f"{i}:tail" for i in range(n)] + [f"{i}:head" for i in range(n)]
+    per_item = {
+        name: dict(zip(items, per_query[name].tolist(), strict=True))
+        for name in ("mrr", "rank")
+    }
+    return Evaluation(metrics=metrics, per_item=per_item)

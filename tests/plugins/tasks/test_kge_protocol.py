@@ -1,0 +1,154 @@
+"""KGE evaluation and scoring agree with PyKEEN; training runs end to end.
+
+PyKEEN is the reference implementation for rank-based link prediction: the
+same weights are loaded into a PyKEEN model and into ours, and the filtered
+scores, ranks and metrics must agree.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from harness.testing import make_context
+from negbench_plugins.losses.kge_pointwise import NSSA
+from negbench_plugins.models.kge import ComplEx, DistMult, RotatE, TransE
+from negbench_plugins.samplers.corruption import Uniform
+from negbench_plugins.tasks.kg_data import read_graph
+from negbench_plugins.tasks.kge_protocol import KGEProtocol, evaluate
+
+pykeen = pytest.importorskip("pykeen")
+logging.getLogger("pykeen").setLevel(logging.ERROR)
+
+from pykeen import models as pk_models  # noqa: E402
+from pykeen.evaluation import RankBasedEvaluator  # noqa: E402
+from pykeen.triples import TriplesFactory  # noqa: E402
+
+PAIRS = [
+    (TransE, pk_models.TransE, {"scoring_fct_norm": 1}),
+    (DistMult, pk_models.DistMult, {}),
+    (ComplEx, pk_models.ComplEx, {}),
+    (RotatE, pk_models.RotatE, {}),
+]
+
+
+@pytest.fixture(scope="module")
+def nations(data_dir: Path):
+    return read_graph("nations", data_dir / "nations")
+
+
+def _trained(cls, graph, epochs: int = 5):
+    """One of our models, briefly trained so its ranks are not random."""
+    torch.manual_seed(0)
+    model = cls(dim=16)
+    model.build(graph.num_entities, 2 * graph.num_relations)
+    context = make_context(sampler=Uniform(), loss=NSSA())
+    context.run = type(context.run)(  # a KGE-family run for the context
+        spec=context.run.spec,
+        family="kge",
+        dataset=context.run.dataset,
+        versions={},
+        main_metric="mrr",
+    )
+    KGEProtocol(epochs=epochs, batch_size=128, num_negatives=8, corruptions=64).fit(
+        graph, model, context
+    )
+    model.eval()
+    return model
+
+
+def _as_pykeen(ours, pk_cls, kwargs, graph):
+    factory = TriplesFactory(
+        mapped_triples=graph.train,
+        entity_to_id={label: i for i, label in enumerate(graph.entities)},
+        relation_to_id={label: i for i, label in enumerate(graph.relations)},
+        create_inverse_triples=True,
+    )
+    theirs = pk_cls(
+        triples_factory=factory, embedding_dim=ours.dim, random_seed=0, **kwargs
+    )
+    r = graph.num_relations
+    relation = ours.relation.weight.detach()
+    if isinstance(ours, RotatE):  # ours normalises on use, PyKEEN after updates
+        pairs = relation.reshape(len(relation), -1, 2)
+        relation = (pairs / pairs.norm(dim=-1, keepdim=True)).reshape_as(relation)
+    # PyKEEN's relation 2r is our r; its 2r + 1 (the inverse) is our r + R
+    interleaved = torch.empty_like(relation)
+    interleaved[0::2], interleaved[1::2] = relation[:r], relation[r:]
+    with torch.no_grad():
+        theirs.entity_representations[0]._embeddings.weight.copy_(ours.entity.weight)
+        theirs.relation_representations[0]._embeddings.weight.copy_(interleaved)
+    theirs.eval()
+    return theirs
+
+
+@pytest.mark.parametrize(("ours_cls", "pk_cls", "kwargs"), PAIRS)
+def test_scores_match_pykeen(nations, ours_cls, pk_cls, kwargs) -> None:
+    ours = _trained(ours_cls, nations, epochs=1)
+    theirs = _as_pykeen(ours, pk_cls, kwargs, nations)
+    test = nations.test
+    with torch.no_grad():
+        tail_ours = ours.score_shared(test[:, 0], test[:, 1])
+        tail_theirs = theirs.predict_t(test[:, :2])
+        head_ours = ours.score_shared(test[:, 2], test[:, 1] + nations.num_relations)
+        head_theirs = theirs.predict_h(test[:, 1:])
+        pairs_ours = ours.score_pairs(test[:, 0], test[:, 1], test[:, 2:3])[:, 0]
+    torch.testing.assert_close(tail_ours, tail_theirs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(head_ours, head_theirs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        pairs_ours, tail_ours[torch.arange(len(test)), test[:, 2]]
+    )
+
+
+@pytest.mark.parametrize(("ours_cls", "pk_cls", "kwargs"), PAIRS[:2])
+def test_filtered_metrics_match_pykeens_rank_based_evaluator(
+    nations, ours_cls, pk_cls, kwargs
+) -> None:
+    ours = _trained(ours_cls, nations)
+    theirs = _as_pykeen(ours, pk_cls, kwargs, nations)
+    result = RankBasedEvaluator(filtered=True).evaluate(
+        theirs,
+        mapped_triples=nations.test,
+        additional_filter_triples=[nations.train, nations.valid],
+        batch_size=256,
+        use_tqdm=False,
+    )
+    mine = evaluate(nations, ours)
+    reference = {
+        "mrr": result.get_metric("both.realistic.inverse_harmonic_mean_rank"),
+        "hits@1": result.get_metric("both.realistic.hits_at_1"),
+        "hits@3": result.get_metric("both.realistic.hits_at_3"),
+        "hits@10": result.get_metric("both.realistic.hits_at_10"),
+        "mrr_tail": result.get_metric("tail.realistic.inverse_harmonic_mean_rank"),
+        "mrr_head": result.get_metric("head.realistic.inverse_harmonic_mean_rank"),
+        "rank": result.get_metric("both.realistic.arithmetic_mean_rank"),
+    }
+    for name, value in reference.items():
+        assert mine.metrics[name] == pytest.approx(value, abs=1e-6), name
+    # a trained model, so agreement is not the trivial one of random ranks
+    assert mine.metrics["mrr"] > 0.3
+    assert len(mine.per_item["mrr"]) == 2 * len(nations.test)
+
+
+def test_ties_use_the_realistic_rank(nations) -> None:
+    """A model that scores everything equal ranks each answer mid-field."""
+    model = DistMult(dim=4)
+    model.build(nations.num_entities, 2 * nations.num_relations)
+    with torch.no_grad():
+        model.entity.weight.zero_()
+    metrics = evaluate(nations, model).metrics
+    # every candidate that is not filtered ties with the answer
+    assert metrics["hits@1"] <= metrics["mrr"] < 0.5
+    assert metrics["rank"] > 2
+
+
+def test_training_improves_on_the_untrained_model(nations) -> None:
+    untrained = DistMult(dim=16)
+    torch.manual_seed(0)
+    untrained.build(nations.num_entities, 2 * nations.num_relations)
+    before = evaluate(nations, untrained).metrics["mrr"]
+    after = evaluate(nations, _trained(DistMult, nations, epochs=20)).metrics["mrr"]
+    assert after > before + 0.2
