@@ -109,7 +109,6 @@ def test_gzip_and_plain_splits_read_alike(tmp_path: Path) -> None:
 
 
 def test_pykeen_copy_is_used_when_no_data_dir_has_it(tmp_path: Path) -> None:
-    pytest.importorskip("pykeen")
     locator = DataLocator(data_dirs=[tmp_path], cache_dir=tmp_path / "c", offline=True)
     ref = locator.locate(SOURCES["kinship"])
     assert ref.origin == "package" and "pykeen" in ref.path

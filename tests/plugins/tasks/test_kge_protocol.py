@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from pykeen import models as pk_models
+from pykeen.evaluation import RankBasedEvaluator
+from pykeen.triples import TriplesFactory
 
 from harness.testing import make_context
 from negbench_plugins.losses.kge_pointwise import NSSA
@@ -20,12 +23,7 @@ from negbench_plugins.samplers.corruption import Uniform
 from negbench_plugins.tasks.kg_data import read_graph
 from negbench_plugins.tasks.kge_protocol import KGEProtocol, evaluate
 
-pykeen = pytest.importorskip("pykeen")
 logging.getLogger("pykeen").setLevel(logging.ERROR)
-
-from pykeen import models as pk_models  # noqa: E402
-from pykeen.evaluation import RankBasedEvaluator  # noqa: E402
-from pykeen.triples import TriplesFactory  # noqa: E402
 
 PAIRS = [
     (TransE, pk_models.TransE, {"scoring_fct_norm": 1}),
