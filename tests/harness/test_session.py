@@ -12,10 +12,12 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
         "scifact (retrieval) — ranked by ndcg@10",
         "stsb (sts) — ranked by spearman",
         "synth-fn (retrieval) — ranked by ndcg@10",
+        "nations (kge) — ranked by mrr",
+        "umls (kge) — ranked by mrr",
     ):
         assert title in done.stdout
     results = results_json(run_harness)
-    assert len(results) == 14 and all(r["status"] == "ok" for r in results)
+    assert len(results) == 20 and all(r["status"] == "ok" for r in results)
     by_cell = {(r["task"], r["model"], r["loss"], r["sampler"]): r for r in results}
     scifact = by_cell[("scifact", "minilm", "none", "none")]["metrics"]["ndcg@10"]
     assert abs(scifact - 0.6451) < 5e-4  # MTEB's published all-MiniLM-L6-v2 score
@@ -27,6 +29,8 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
         assert result["diagnostics"]["negatives_sampled"] > 0
         if result["task"] == "scifact":  # disjoint train/test claims
             assert result["diagnostics"]["fn_rate_lower_bound"] == 0.0
+        if result["family"] == "kge":
+            assert result["metrics"]["mrr"] > 0.5  # small, easy graphs
     # the oracle task measures false negatives exactly
     synth = {
         r["sampler"]: r["diagnostics"]["fn_rate"]
@@ -36,4 +40,4 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
     assert synth["topk-hard"] > synth["random"]
     # a second run is answered from the store
     again = run_harness("bench", env={"HARNESS_DATA_DIR": str(data_dir)})
-    assert "14 run(s) already completed" in again.stdout
+    assert "20 run(s) already completed" in again.stdout
