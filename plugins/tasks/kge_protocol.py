@@ -178,7 +178,7 @@ class _Step:
                 ids = ids.gather(1, order)
         timings = self.context.timings
         timings["mine"] = timings.get("mine", 0.0) + time.perf_counter() - start
-        return ids.contiguous(), scores, everything and self.sampler.pool == "mined"
+        return ids.contiguous(), scores, everything and mined
 
     def _neighbour(self, entities: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Candidates in the query entity's 2-hop neighbourhood. shape: (B, C)."""

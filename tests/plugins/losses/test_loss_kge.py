@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 import torch
@@ -88,21 +89,11 @@ def test_hasa_matches_its_formula() -> None:
 
 def test_hasa_without_suspects_is_weighted_infonce() -> None:
     batch = make_scored_batch(seed=4)
-    batch = type(batch)(
-        **{
-            **{f: getattr(batch, f) for f in batch.__dataclass_fields__},
-            "suspected": torch.zeros_like(batch.mask),
-        }
-    )
+    batch = replace(batch, suspected=torch.zeros_like(batch.mask))
     got = HaSaLoss(margin=0.0, tau_plus=0.0).forward_batch(batch)
     assert bool((got > 0).all())
     # raising the positive lowers the loss
     better = HaSaLoss(margin=0.0, tau_plus=0.0).forward_batch(
-        type(batch)(
-            **{
-                **{f: getattr(batch, f) for f in batch.__dataclass_fields__},
-                "positive": batch.positive + 1.0,
-            }
-        )
+        replace(batch, positive=batch.positive + 1.0)
     )
     assert bool((better < got).all())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from harness.testing import SamplerContract, make_candidate_batch, make_context
@@ -34,12 +36,7 @@ def test_hard_columns_are_the_best_allowed_and_proxies_are_neighbours() -> None:
 
 def test_rows_without_neighbours_get_unflagged_hard_negatives() -> None:
     batch = make_candidate_batch(batch_size=4, num_candidates=20, seed=1)
-    batch = type(batch)(
-        **{
-            **{f: getattr(batch, f) for f in batch.__dataclass_fields__},
-            "neighbour": torch.zeros(4, 20, dtype=torch.bool),
-        }
-    )
+    batch = replace(batch, neighbour=torch.zeros(4, 20, dtype=torch.bool))
     sampler = HaSa(hard=2, proxies=2)
     context = make_context(sampler=sampler)
     answer = context.sample_negatives(batch, 4)
