@@ -11,7 +11,16 @@ The hook specifications (the plugin API reference) are in
 
 from __future__ import annotations
 
-from .components import KGEModel, Loss, Model, Sampler, Task, TextEncoder
+from .components import (
+    ALL_CANDIDATES,
+    KGEModel,
+    LabelModel,
+    Loss,
+    Model,
+    Sampler,
+    Task,
+    TextEncoder,
+)
 from .context import RunContext
 from .errors import (
     ComponentError,
@@ -26,6 +35,7 @@ from .types import (
     CandidateBatch,
     DatasetRef,
     Evaluation,
+    LabelScores,
     Run,
     RunResult,
     RunSpec,
@@ -33,6 +43,7 @@ from .types import (
 )
 
 __all__ = [
+    "ALL_CANDIDATES",
     "NONE",
     "CandidateBatch",
     "ComponentError",
@@ -42,6 +53,8 @@ __all__ = [
     "DatasetUnavailable",
     "Evaluation",
     "KGEModel",
+    "LabelModel",
+    "LabelScores",
     "Loss",
     "Model",
     "Run",

@@ -31,9 +31,11 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ALL_CANDIDATES",
     "KINDS",
     "Component",
     "KGEModel",
+    "LabelModel",
     "Loss",
     "Model",
     "Sampler",
@@ -46,6 +48,11 @@ __all__ = [
 KINDS: tuple[str, ...] = ("task", "model", "loss", "sampler")
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+#: what :meth:`Sampler.num_negatives` returns to ask for every candidate that
+#: may be a negative (the multi-label ``all`` sampler); protocols cap K at the
+#: largest number of such candidates a row of the batch has
+ALL_CANDIDATES = 2**31 - 1
 
 
 class Component:
@@ -126,7 +133,8 @@ class Sampler(Component, ABC):
     def num_negatives(self, requested: int) -> int:
         """How many negatives per anchor to return when the task asks for
         ``requested`` (the protocol's ``num_negatives``); e.g. 0 for in-batch
-        only, or a fixed list length for listwise training."""
+        only, a fixed list length for listwise training, or
+        :data:`ALL_CANDIDATES` for every allowed candidate."""
         return requested
 
     def diagnostics(self) -> dict[str, float]:
@@ -225,11 +233,14 @@ class Model(Component, torch.nn.Module):
     :cvar trainable: False for zero-shot reference models; their runs take no
         loss or sampler (recorded as ``none``).
     :cvar default_lr: learning rate used unless the ``lr`` parameter is given.
+    :cvar needs_text: the model reads raw text; the matrix skips it on tasks
+        whose items are feature vectors (``Task.provides_text`` False).
     """
 
     kind = "model"
     trainable: ClassVar[bool] = True
     default_lr: ClassVar[float] = 1e-3
+    needs_text: ClassVar[bool] = False
 
     def __init__(self, *, lr: float | None = None) -> None:
         torch.nn.Module.__init__(self)
@@ -249,6 +260,7 @@ class TextEncoder(Model):
     """
 
     families = frozenset({"retrieval", "sts"})
+    needs_text = True
 
     @abstractmethod
     def featurize(
@@ -316,6 +328,31 @@ class KGEModel(Model):
         entities); the default does nothing."""
 
 
+class LabelModel(Model):
+    """A multi-label classifier over feature vectors: one logit per label.
+
+    The multi-label family's tasks hand it a feature matrix (MULAN's feature
+    vectors, or frozen sentence embeddings of a text set); a text encoder
+    (:class:`TextEncoder`) is turned into one by the protocol, which puts a
+    linear label head on its embeddings.
+    """
+
+    families = frozenset({"multilabel"})
+
+    @property
+    @abstractmethod
+    def built(self) -> bool:
+        """Whether :meth:`build` has created the parameters."""
+
+    @abstractmethod
+    def build(self, num_features: int, num_labels: int) -> None:
+        """Create the parameters for a dataset; called once, before training."""
+
+    @abstractmethod
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits. shape: (N, F) -> (N, L)."""
+
+
 class Task(Component, ABC):
     """A dataset plus its training protocol and evaluation.
 
@@ -327,6 +364,8 @@ class Task(Component, ABC):
     :cvar family: the task family.
     :cvar main_metric: key of the headline metric in :class:`Evaluation`.
     :cvar accepts_argument: whether ``NAME:ARGUMENT`` is allowed.
+    :cvar provides_text: whether the task's items are texts (models that
+        ``needs_text`` are skipped otherwise).
     """
 
     kind = "task"
@@ -335,6 +374,7 @@ class Task(Component, ABC):
     higher_is_better: ClassVar[bool] = True
     description: ClassVar[str] = ""
     accepts_argument: ClassVar[bool] = False
+    provides_text: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -303,7 +303,18 @@ def expand_matrix(
             tasks = [e.name for e in registries.tasks if not e.cls.accepts_argument]
         for task in tasks:
             family = registries.tasks.get(task).cls.info(task).family
+            task_cls = registries.tasks.get(task).cls
             for model in names("model", block.axes["model"], family):
+                if (
+                    registries.models.get(model).cls.needs_text
+                    and not task_cls.provides_text
+                ):
+                    if ALL not in block.axes["model"]:
+                        notes.append(
+                            f"model '{model}' reads text and task '{task}' has "
+                            "feature vectors, not texts; skipped"
+                        )
+                    continue
                 trainable = registries.models.get(model).cls.trainable
                 combos: list[tuple[str, str]] = [(NONE, NONE)]
                 if trainable:

@@ -22,6 +22,7 @@ import torch
 
 from .cache import ArrayCache
 from .errors import ComponentError, ContractError, HarnessError
+from .sampling import first_occurrence
 from .types import Negatives
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ __all__ = ["ComponentRef", "Diagnostics", "RunContext"]
 
 #: cap on stored per-negative values; beyond it a reservoir sample is kept
 _RESERVOIR = 200_000
+#: cap on the values one call adds (a step with every label of 256 examples)
+_PER_CALL = 20_000
 
 
 @dataclass(slots=True)
@@ -56,6 +59,8 @@ class Diagnostics:
 
     def add_values(self, key: str, values: torch.Tensor) -> None:
         array = values.detach().float().cpu().numpy().ravel()
+        if len(array) > _PER_CALL:  # a uniform sample of a huge step is plenty
+            array = self._rng.choice(array, _PER_CALL, replace=False)
         self._values[key].append(array)
         total = sum(len(a) for a in self._values[key])
         if total > 2 * _RESERVOIR:  # keep memory bounded on long runs
@@ -229,7 +234,7 @@ class RunContext:
             (other training facts of a KGE query); counted as ``known_fn_rate``.
         :param used: shape: (B, K) bool, the answer's columns the protocol
             will actually train with (a side split keeps fewer than K); the
-            diagnostics count only these.
+            diagnostics count only these, and a column repeated in a row once.
         :returns: the checked answer; ``positions`` has shape (B, K) and is a
             long tensor on the candidates' device.
         """
@@ -330,11 +335,10 @@ class RunContext:
     ) -> None:
         d = self.diagnostics
         chosen = answer.positions
-        keep = (
-            torch.ones(chosen.shape, dtype=torch.bool)
-            if used is None
-            else used.to(device=chosen.device, dtype=torch.bool)
-        )
+        # a column drawn twice is one negative: count it once
+        keep = first_occurrence(chosen)
+        if used is not None:
+            keep &= used.to(device=chosen.device, dtype=torch.bool)
         if not bool(keep.any()):
             return
         scores = batch.scores.gather(1, chosen)

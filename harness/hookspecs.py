@@ -67,6 +67,11 @@ def harness_register_tasks() -> list[type[Task]]:
 def harness_register_models() -> list[type[Model]]:
     """Contribute model classes (subclasses of :class:`harness.Model`).
 
+    Each family's tasks expect one contract: :class:`harness.TextEncoder`
+    (retrieval, STS; also multi-label text sets, with a label head added),
+    :class:`harness.KGEModel` (knowledge graphs), :class:`harness.LabelModel`
+    (multi-label classification over feature vectors).
+
     :returns: model classes keyed by their ``name``.
     """
 
@@ -74,6 +79,10 @@ def harness_register_models() -> list[type[Model]]:
 @hookspec
 def harness_register_losses() -> list[type[Loss]]:
     """Contribute loss classes (subclasses of :class:`harness.Loss`).
+
+    A loss maps a :class:`harness.types.ScoredBatch` to one value per anchor;
+    multi-label losses read its ``labels`` view (every label column of each
+    example) instead of the positive/negative scores.
 
     :returns: loss classes keyed by their ``name``.
     """

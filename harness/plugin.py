@@ -63,11 +63,13 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.tasks.synth_fn",
     "negbench_plugins.tasks.mteb_task",
     "negbench_plugins.tasks.kge",
+    "negbench_plugins.tasks.multilabel",
     # models
     "negbench_plugins.models.minilm",
     "negbench_plugins.models.minilm_full",
     "negbench_plugins.models.bow",
     "negbench_plugins.models.kge",
+    "negbench_plugins.models.label_models",
     # losses
     "negbench_plugins.losses.infonce",
     "negbench_plugins.losses.margin",
@@ -81,6 +83,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.losses.wmse",
     "negbench_plugins.losses.kge_pointwise",
     "negbench_plugins.losses.hasa",
+    "negbench_plugins.losses.asl",
+    "negbench_plugins.losses.dice",
+    "negbench_plugins.losses.large_loss",
     # samplers
     "negbench_plugins.samplers.random",
     "negbench_plugins.samplers.in_batch",
@@ -94,6 +99,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.samplers.dhnm",
     "negbench_plugins.samplers.corruption",
     "negbench_plugins.samplers.hasa",
+    "negbench_plugins.samplers.labels",
     # leaderboard
     "negbench_leaderboard.ranking",
     "negbench_leaderboard.json_render",

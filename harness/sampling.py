@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["log_weighted_draw", "weighted_draw"]
+__all__ = ["cap_negatives", "first_occurrence", "log_weighted_draw", "weighted_draw"]
 
 
 def _gumbel(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -56,3 +56,33 @@ def weighted_draw(
     return log_weighted_draw(
         torch.where(weights > 0, weights.log(), float("-inf")), k, generator
     )
+
+
+def cap_negatives(requested: int, known_positive: torch.Tensor) -> int:
+    """K for a batch: ``requested`` capped at the most allowed columns of a row.
+
+    A sampler asking for :data:`~harness.components.ALL_CANDIDATES` gets
+    every candidate that may be a negative (rows with fewer repeat some).
+
+    :param known_positive: shape: (B, C) bool.
+    """
+    allowed = known_positive.shape[1] - known_positive.sum(dim=1)
+    most = int(allowed.max()) if len(allowed) else 0
+    return min(requested, most)
+
+
+def first_occurrence(positions: torch.Tensor) -> torch.Tensor:
+    """True where a row's value appears for the first time. shape: (B, K).
+
+    A sampler may repeat a column when a row has fewer candidates than K; the
+    repeat is the same negative, so it is trained and counted once.
+    """
+    b, k = positions.shape
+    if positions.numel() == 0:
+        return torch.ones(b, k, dtype=torch.bool, device=positions.device)
+    slots = torch.arange(k, device=positions.device).expand(b, k)
+    # the first slot at which each (row, value) occurs, without sorting
+    first = torch.full(
+        (b, int(positions.max()) + 1), k, dtype=torch.long, device=positions.device
+    ).scatter_reduce_(1, positions, slots, reduce="amin")
+    return first.gather(1, positions) == slots

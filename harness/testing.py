@@ -25,13 +25,24 @@ import torch
 from .components import Loss, Sampler
 from .context import ComponentRef, RunContext
 from .registry import Registries
-from .types import CandidateBatch, DatasetRef, Negatives, Run, RunSpec, ScoredBatch
+from .sampling import cap_negatives
+from .types import (
+    CandidateBatch,
+    DatasetRef,
+    LabelScores,
+    Negatives,
+    Run,
+    RunSpec,
+    ScoredBatch,
+)
 
 __all__ = [
+    "LabelLossContract",
     "LossContract",
     "SamplerContract",
     "make_candidate_batch",
     "make_context",
+    "make_label_batch",
     "make_scored_batch",
 ]
 
@@ -136,10 +147,16 @@ class SamplerContract:
     def make_sampler(self) -> Sampler:
         return self.sampler_cls(**self.sampler_kwargs)
 
+    def _k(self, sampler: Sampler, batch: CandidateBatch) -> int:
+        # as protocols do: ALL_CANDIDATES becomes the most allowed in a row
+        return cap_negatives(
+            sampler.num_negatives(self.num_negatives), batch.known_positive
+        )
+
     def _sample(
         self, sampler: Sampler, batch: CandidateBatch, seed: int
     ) -> torch.Tensor:
-        k = sampler.num_negatives(self.num_negatives)
+        k = self._k(sampler, batch)
         return _positions(sampler.sample(batch, k, torch.Generator().manual_seed(seed)))
 
     def test_shape_dtype_and_range(self) -> None:
@@ -147,10 +164,7 @@ class SamplerContract:
         sampler = self.make_sampler()
         out = self._sample(sampler, batch, 0)
         assert isinstance(out, torch.Tensor)
-        assert tuple(out.shape) == (
-            batch.size,
-            sampler.num_negatives(self.num_negatives),
-        )
+        assert tuple(out.shape) == (batch.size, self._k(sampler, batch))
         assert not out.dtype.is_floating_point
         if out.numel():
             assert int(out.min()) >= 0 and int(out.max()) < batch.num_candidates
@@ -168,10 +182,7 @@ class SamplerContract:
         batch = make_candidate_batch(num_candidates=8, positives_per_row=5)
         sampler = self.make_sampler()
         out = self._sample(sampler, batch, 0)
-        assert tuple(out.shape) == (
-            batch.size,
-            sampler.num_negatives(self.num_negatives),
-        )
+        assert tuple(out.shape) == (batch.size, self._k(sampler, batch))
         assert not bool(batch.known_positive.gather(1, out.long()).any())
 
     def test_deterministic_under_a_seed(self) -> None:
@@ -184,7 +195,7 @@ class SamplerContract:
         sampler = self.make_sampler()
         context = make_context(sampler=sampler)
         batch = make_candidate_batch(seed=5)
-        k = sampler.num_negatives(self.num_negatives)
+        k = self._k(sampler, batch)
         out = context.sample_negatives(batch, k)
         assert tuple(out.positions.shape) == (batch.size, k)
 
@@ -253,5 +264,99 @@ class LossContract:
     def test_passes_the_harness_checks(self) -> None:
         value = make_context(loss=self.make_loss()).compute_loss(
             make_scored_batch(seed=4)
+        )
+        assert value.ndim == 0
+
+
+def make_label_batch(
+    *, seed: int = 0, batch_size: int = 6, num_labels: int = 12, partial: bool = True
+) -> ScoredBatch:
+    """A multi-label batch: logits (requiring grad) with a :class:`LabelScores`.
+
+    About a quarter of the labels are observed positives; about two thirds of
+    the columns are switched on (every positive among them); with
+    ``partial``, every non-positive label is an assumed negative.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(batch_size, num_labels, generator=gen) * 2).requires_grad_()
+    targets = (torch.rand(batch_size, num_labels, generator=gen) < 0.25).float()
+    targets[:, 0] = 1.0
+    mask = (torch.rand(batch_size, num_labels, generator=gen) < 0.66) | targets.bool()
+    lowest = logits.masked_fill(~targets.bool(), float("inf")).min(dim=1).values
+    return ScoredBatch(
+        positive=lowest,
+        negative=logits[:, 1:],
+        mask=mask[:, 1:],
+        labels=LabelScores(
+            logits=logits,
+            targets=targets,
+            mask=mask,
+            assumed=~targets.bool() if partial else torch.zeros_like(mask),
+            epoch=3,
+        ),
+    )
+
+
+class LabelLossContract:
+    """Checks every multi-label loss must pass (losses reading ``batch.labels``)."""
+
+    loss_cls: ClassVar[type[Loss]]
+    loss_kwargs: ClassVar[dict[str, Any]] = {}
+    #: whether raising a positive label's logit can never raise the loss
+    monotone_in_positive: ClassVar[bool] = True
+
+    def make_loss(self) -> Loss:
+        return self.loss_cls(**self.loss_kwargs)
+
+    @staticmethod
+    def _labels(batch: ScoredBatch) -> LabelScores:
+        assert batch.labels is not None
+        return batch.labels
+
+    def test_one_finite_loss_per_example(self) -> None:
+        batch = make_label_batch()
+        out = self.make_loss().forward_batch(batch)
+        assert tuple(out.shape) == (batch.size,)
+        assert bool(torch.isfinite(out).all())
+
+    def test_backward_reaches_the_logits(self) -> None:
+        batch = make_label_batch()
+        self.make_loss().forward_batch(batch).sum().backward()
+        grad = self._labels(batch).logits.grad
+        assert grad is not None and bool(torch.isfinite(grad).all())
+        assert float(grad.abs().sum()) > 0
+
+    def test_masked_columns_do_not_matter(self) -> None:
+        batch = make_label_batch(seed=1)
+        loss = self.make_loss()
+        view = self._labels(batch)
+        before = loss.forward_batch(batch)
+        moved = torch.where(view.mask, view.logits, view.logits + 7.0)
+        after = loss.forward_batch(replace(batch, labels=replace(view, logits=moved)))
+        assert torch.allclose(before, after, atol=1e-6)
+
+    def test_extreme_logits_stay_finite(self) -> None:
+        batch = make_label_batch(seed=2)
+        view = self._labels(batch)
+        scaled = replace(batch, labels=replace(view, logits=view.logits * 60))
+        out = self.make_loss().forward_batch(scaled)
+        assert bool(torch.isfinite(out).all())
+
+    def test_a_better_positive_never_costs_more(self) -> None:
+        if not self.monotone_in_positive:
+            return
+        batch = make_label_batch(seed=3, partial=False)
+        view = self._labels(batch)
+        loss = self.make_loss()
+        low = loss.forward_batch(batch).detach()
+        raised = view.logits + 0.5 * view.targets
+        high = loss.forward_batch(
+            replace(batch, labels=replace(view, logits=raised))
+        ).detach()
+        assert bool((high <= low + 1e-6).all())
+
+    def test_passes_the_harness_checks(self) -> None:
+        value = make_context(loss=self.make_loss()).compute_loss(
+            make_label_batch(seed=4)
         )
         assert value.ndim == 0

@@ -24,6 +24,7 @@ __all__ = [
     "DatasetRef",
     "Evaluation",
     "Family",
+    "LabelScores",
     "Leaderboard",
     "Negatives",
     "Run",
@@ -245,6 +246,34 @@ class Negatives:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LabelScores:
+    """The multi-label view of a batch: every label column of each example.
+
+    Multi-label losses (BCE, focal, ASL, Dice, the partial-label ones) score
+    each example against *all* of its label columns at once: its observed
+    positives and the negatives the sampler chose.  Columns a row does not
+    use are switched off by ``mask`` (a sampler that drew a subset of the
+    negative labels, Partial FC).
+
+    :param logits: shape: (B, L) one logit per label, with gradients.
+    :param targets: shape: (B, L) float in [0, 1]: 1 for observed positives,
+        0 for negatives (soft values allowed, for Dice).
+    :param mask: shape: (B, L) bool, True where the column counts.
+    :param assumed: shape: (B, L) bool, True where a target of 0 is an
+        *assumption*: the label was not observed (partial-label setting) and
+        may be a hidden positive.  All False with full labels.
+    :param epoch: 0-based epoch of the step (schedules such as large-loss
+        rejection's clean rate).
+    """
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+    assumed: torch.Tensor
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ScoredBatch:
     """What a loss sees for a batch of B anchors and K negative columns.
 
@@ -263,6 +292,10 @@ class ScoredBatch:
         have none).
     :param positive_labels: shape: (B,) graded gold similarity of each
         (anchor, positive) pair when the task has one (STS), else None.
+    :param labels: the multi-label view (every label column of each example),
+        filled by the multi-label family and read by its losses; there
+        ``positive`` is each example's lowest observed-positive logit (0 when
+        it has none) and ``negative`` the sampled negative labels' logits.
     """
 
     positive: torch.Tensor
@@ -273,6 +306,7 @@ class ScoredBatch:
     positive_embeddings: torch.Tensor | None = None
     negative_embeddings: torch.Tensor | None = None
     positive_labels: torch.Tensor | None = None
+    labels: LabelScores | None = None
 
     @property
     def size(self) -> int:

@@ -21,6 +21,17 @@ LOSSES = {
 }  # fmt: skip
 
 
+def trained_cells(run_harness, done):
+    """The (loss, sampler) cells of a bench that must have succeeded entirely."""
+    results = results_json(run_harness)
+    failed = {
+        (r["loss"], r["sampler"]): r["error"] for r in results if r["status"] != "ok"
+    }
+    assert not failed, failed
+    assert done.returncode == 0, done.stdout + done.stderr
+    return {(r["loss"], r["sampler"]) for r in results}
+
+
 def test_the_issue_catalogue_is_registered():
     registries = make_plugin_host(PluginOptions(autoload=False)).registries
     assert SAMPLERS <= set(registries.samplers.names())
@@ -51,15 +62,32 @@ def test_every_sampler_and_loss_trains_on_retrieval(run_harness, tiny_beir):
         "--param", "sampler.cluster.clusters=4",
         "--jobs", "2",
     )  # fmt: skip
-    results = results_json(run_harness)
-    failed = {
-        (r["loss"], r["sampler"]): r["error"] for r in results if r["status"] != "ok"
-    }
-    assert not failed, failed
-    assert done.returncode == 0, done.stdout + done.stderr
-    cells = {(r["loss"], r["sampler"]) for r in results}
+    cells = trained_cells(run_harness, done)
     negative_free = {("w-mse", "none")}
     assert (
         cells
         == {(loss, s) for loss in LOSSES - {"w-mse"} for s in SAMPLERS} | negative_free
     )
+
+
+LABEL_SAMPLERS = {
+    "all", "partial-fc", "topk-hard", "random", "simans", "positive-aware",
+}  # fmt: skip
+LABEL_LOSSES = {"bce", "focal", "asl", "dice", "assume-negative", "ll-r", "ll-ct"}
+
+
+def test_every_label_sampler_and_loss_trains_on_yeast(run_harness, data_dir):
+    registries = make_plugin_host(PluginOptions(autoload=False)).registries
+    families = {
+        name: registries.samplers.get(name).cls.families
+        for name in registries.samplers.names()
+    }
+    assert {n for n, f in families.items() if "multilabel" in f} == LABEL_SAMPLERS
+    done = run_harness(
+        "bench", "--task", "yeast-partial", "--model", "mlp",
+        "--param", "task.yeast-partial.epochs=2",
+        "--param", "task.yeast-partial.max_train=300",
+        "--jobs", "2",
+    )  # fmt: skip
+    cells = trained_cells(run_harness, done)
+    assert cells == {(loss, s) for loss in LABEL_LOSSES for s in LABEL_SAMPLERS}

@@ -127,6 +127,7 @@ class MiniLMAdapter(MiniLM):
     """
 
     name = "minilm-adapter"
+    families = frozenset({"retrieval", "sts", "multilabel"})
     trainable = True
     default_lr = 1e-3
 

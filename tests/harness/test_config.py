@@ -43,8 +43,10 @@ def test_builtin_suites_load_and_expand(registries):
         "synth-fn",
         "nations",
         "umls",
+        "yeast",
+        "yeast-partial",
     }
-    assert len(quick.specs) == 20
+    assert len(quick.specs) == 27
     umls = [s for s in quick.specs if s.task == "umls"]
     assert all(s.params["task"] == {"epochs": 20} for s in umls)
     # block parameters reach only their block's runs
@@ -62,6 +64,14 @@ def test_builtin_suites_load_and_expand(registries):
     for task in ("nations", "umls", "kinship", "codex-s", "wn18rr"):
         cells = {(s.model, s.loss, s.sampler) for s in standard.specs if s.task == task}
         assert len(cells) == 4 * 5 * 6 and ("rotate", "hasa", "hasa") in cells
+    # every multi-label loss x label sampler on MULAN + GoEmotions
+    label_losses = {"bce", "focal", "asl", "dice", "assume-negative", "ll-r", "ll-ct"}
+    for task in ("yeast", "delicious", "goemotions"):
+        cells = {(s.loss, s.sampler) for s in standard.specs if s.task == task}
+        assert {loss for loss, _ in cells} == label_losses
+        assert {"all", "partial-fc", "topk-hard"} <= {s for _, s in cells}
+    partial = {(s.loss, s.sampler) for s in standard.specs if s.task == "yeast-partial"}
+    assert ("ll-r", "all") in partial and ("assume-negative", "topk-hard") in partial
 
 
 def test_zero_shot_models_take_no_loss_or_sampler(registries):

@@ -14,10 +14,12 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
         "synth-fn (retrieval) — ranked by ndcg@10",
         "nations (kge) — ranked by mrr",
         "umls (kge) — ranked by mrr",
+        "yeast (multilabel) — ranked by map",
+        "yeast-partial (multilabel) — ranked by map",
     ):
         assert title in done.stdout
     results = results_json(run_harness)
-    assert len(results) == 20 and all(r["status"] == "ok" for r in results)
+    assert len(results) == 27 and all(r["status"] == "ok" for r in results)
     by_cell = {(r["task"], r["model"], r["loss"], r["sampler"]): r for r in results}
     scifact = by_cell[("scifact", "minilm", "none", "none")]["metrics"]["ndcg@10"]
     assert abs(scifact - 0.6451) < 5e-4  # MTEB's published all-MiniLM-L6-v2 score
@@ -31,6 +33,8 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
             assert result["diagnostics"]["fn_rate_lower_bound"] == 0.0
         if result["family"] == "kge":
             assert result["metrics"]["mrr"] > 0.5  # small, easy graphs
+        if result["family"] == "multilabel":
+            assert result["metrics"]["map"] > 0.4  # label priors alone: ~0.3
     # the oracle task measures false negatives exactly
     synth = {
         r["sampler"]: r["diagnostics"]["fn_rate"]
@@ -38,6 +42,13 @@ def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
         if r["task"] == "synth-fn"
     }
     assert synth["topk-hard"] > synth["random"]
+    # hidden positives among assumed negatives: top-k hard labels hit them more
+    partial = {
+        (r["loss"], r["sampler"]): r["diagnostics"]["fn_rate"]
+        for r in results
+        if r["task"] == "yeast-partial"
+    }
+    assert partial["assume-negative", "topk-hard"] > partial["assume-negative", "all"]
     # a second run is answered from the store
     again = run_harness("bench", env={"HARNESS_DATA_DIR": str(data_dir)})
-    assert "20 run(s) already completed" in again.stdout
+    assert "27 run(s) already completed" in again.stdout
