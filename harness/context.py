@@ -217,6 +217,7 @@ class RunContext:
         ranks: torch.Tensor | None = None,
         labelled_positive: torch.Tensor | None = None,
         used: torch.Tensor | None = None,
+        repeats_train_once: bool = False,
     ) -> Negatives:
         """Ask the run's sampler for negatives and check the answer.
 
@@ -234,7 +235,11 @@ class RunContext:
             (other training facts of a KGE query); counted as ``known_fn_rate``.
         :param used: shape: (B, K) bool, the answer's columns the protocol
             will actually train with (a side split keeps fewer than K); the
-            diagnostics count only these, and a column repeated in a row once.
+            diagnostics count only these.
+        :param repeats_train_once: the protocol puts a column the sampler
+            repeats in the loss once (multi-label: a label is in or out), so
+            the diagnostics count it once; otherwise every copy counts, as
+            every copy is trained.
         :returns: the checked answer; ``positions`` has shape (B, K) and is a
             long tensor on the candidates' device.
         """
@@ -260,6 +265,7 @@ class RunContext:
             ranks=ranks,
             labelled=labelled_positive,
             used=used,
+            once=repeats_train_once,
         )
         return answer
 
@@ -332,11 +338,13 @@ class RunContext:
         ranks: torch.Tensor | None,
         labelled: torch.Tensor | None = None,
         used: torch.Tensor | None = None,
+        once: bool = False,
     ) -> None:
         d = self.diagnostics
         chosen = answer.positions
-        # a column drawn twice is one negative: count it once
-        keep = first_occurrence(chosen)
+        keep = torch.ones(chosen.shape, dtype=torch.bool, device=chosen.device)
+        if once:  # the protocol trains a repeated column once: count it once
+            keep = first_occurrence(chosen)
         if used is not None:
             keep &= used.to(device=chosen.device, dtype=torch.bool)
         if not bool(keep.any()):

@@ -299,6 +299,7 @@ class _Step:
             ranks=torch.arange(1, num_labels + 1).expand(len(rows), -1)
             if mined
             else None,
+            repeats_train_once=True,  # the label mask takes a label once
         )
         chosen = batch.candidate_ids.gather(1, negatives.positions)
         if len(rows) == b:
@@ -373,8 +374,8 @@ def label_metrics(
     truth = truth.astype(np.int64)
     predicted = (scores >= 0.0).astype(np.int64)
     # AP is undefined for a label without test positives (scikit-learn warns
-    # and scores it 0); ASL's and most papers' mAP skip such labels, and
-    # per_item["map"] says which labels were scored
+    # and scores it 0, which would reward nothing); such labels are skipped,
+    # and per_item["map"] says which labels were scored
     scored = truth.sum(axis=0) > 0
     # one call per label: scikit-learn's own per-label loop over a 2-D input
     # slices strided columns, ~50x slower on delicious' 983 labels

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from harness.sampling import weighted_draw
+from harness import ALL_CANDIDATES
+from harness.sampling import cap_negatives, first_occurrence, weighted_draw
 
 
 def _gen(seed):
@@ -115,3 +116,25 @@ def test_tiny_weights_are_still_drawn():
     weights = torch.tensor([[1e-300, 0.0, 1e-300, 0.0]], dtype=torch.float64)
     out = weighted_draw(weights, 2, _gen(0))
     assert sorted(out[0].tolist()) == [0, 2]
+
+
+def test_first_occurrence_marks_repeats_within_a_row_only():
+    positions = torch.tensor([[3, 1, 3, 0, 1], [2, 2, 2, 2, 2], [0, 1, 2, 3, 4]])
+    expected = torch.tensor(
+        [
+            [True, True, False, True, False],
+            [True, False, False, False, False],
+            [True, True, True, True, True],
+        ]
+    )
+    assert torch.equal(first_occurrence(positions), expected)
+    assert first_occurrence(torch.zeros(3, 0, dtype=torch.long)).shape == (3, 0)
+
+
+def test_cap_negatives_is_the_most_allowed_columns_of_a_row():
+    known = torch.zeros(3, 10, dtype=torch.bool)
+    known[0, :4] = True
+    known[1, :2] = True
+    known[2, :7] = True
+    assert cap_negatives(ALL_CANDIDATES, known) == 8
+    assert cap_negatives(5, known) == 5
