@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from harness import Loss, hookimpl
 from harness.types import LabelScores, ScoredBatch
 
-__all__ = ["ASL", "BCE", "Focal", "asymmetric_loss", "label_view"]
+__all__ = ["ASL", "BCE", "Focal", "asymmetric_loss", "label_view", "row_mean"]
 
 #: ASL's clamp inside the logarithms
 EPS = 1e-8
@@ -29,6 +29,12 @@ def label_view(batch: ScoredBatch, loss: Loss) -> LabelScores:
             "only multi-label tasks provide it"
         )
     return batch.labels
+
+
+def row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of each row over its masked-in columns. shapes: (B, L) -> (B,)."""
+    weight = mask.to(values.dtype)
+    return (values * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
 
 
 def asymmetric_loss(

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from harness import Loss, hookimpl
 from harness.types import ScoredBatch
 
-from .asl import label_view
+from .asl import label_view, row_mean
 
 __all__ = ["DiceSemimetric", "jdt_loss"]
 
@@ -118,10 +118,8 @@ class DiceSemimetric(Loss):
         )
         if self.bce_weight == 0.0:
             return dice
-        weight = view.mask.to(view.logits.dtype)
         bce = F.binary_cross_entropy_with_logits(view.logits, targets, reduction="none")
-        bce = (bce * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
-        return self.bce_weight * bce + (1 - self.bce_weight) * dice
+        return self.bce_weight * row_mean(bce, view.mask) + (1 - self.bce_weight) * dice
 
 
 @hookimpl

@@ -29,14 +29,9 @@ import torch.nn.functional as F
 from harness import Loss, hookimpl
 from harness.types import ScoredBatch
 
-from .asl import label_view
+from .asl import label_view, row_mean
 
 __all__ = ["AssumeNegative", "LargeLossCorrection", "LargeLossRejection"]
-
-
-def _row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weight = mask.to(values.dtype)
-    return (values * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)
 
 
 class AssumeNegative(Loss):
@@ -68,7 +63,7 @@ class AssumeNegative(Loss):
         if self.negative_weight != 1.0:
             scale = torch.where(view.assumed, self.negative_weight, 1.0)
             loss = loss * scale.to(loss.dtype)
-        return _row_mean(loss, view.mask)
+        return row_mean(loss, view.mask)
 
 
 class _LargeLoss(Loss):
@@ -111,7 +106,7 @@ class _LargeLoss(Loss):
                     view.logits, 1.0 - view.targets, reduction="none"
                 )
             loss = torch.where(large, replacement, loss)
-        return _row_mean(loss, view.mask)
+        return row_mean(loss, view.mask)
 
 
 class LargeLossRejection(_LargeLoss):
