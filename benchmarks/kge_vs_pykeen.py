@@ -3,12 +3,14 @@
 Both train TransE (L1, dim 64) with the NSSA loss, Adam(-W) at lr 0.01, K
 uniform corruptions per training fact (head or tail by a coin), the same
 batch size and epochs, on the same graph, on the CPU, then evaluate filtered
-MRR (both sides, realistic ties) on the test split.  negbench runs through
-``harness bench`` (worker process, store and all); PyKEEN through its
-``pipeline``.  Throughput = training facts per second of training time.
+MRR (both sides, realistic ties) on the test split, for seeds 0..N-1 one
+after the other.  negbench runs through ``harness bench`` (worker process,
+store and all); PyKEEN through its ``pipeline``.  Throughput = training facts
+per second of training time; MRR = mean +- std over the seeds.
 
     HARNESS_DATA_DIR=../shared/datasets python benchmarks/kge_vs_pykeen.py \
-        [--dataset umls] [--epochs 40] [--batch-size 256] [--negatives 32]
+        [--dataset umls] [--epochs 40] [--batch-size 256] [--negatives 32] \
+        [--seeds 3]
 
 Goal (issue #4): negbench >= 3x PyKEEN's throughput at equal MRR (+-0.01).
 """
@@ -19,16 +21,16 @@ import argparse
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 
-def negbench(args: argparse.Namespace, store: Path) -> tuple[float, float]:
+def negbench(args: argparse.Namespace, store: Path) -> tuple[list[float], list[float]]:
     params = {
         "task": {
             args.dataset: {
@@ -62,7 +64,9 @@ def negbench(args: argparse.Namespace, store: Path) -> tuple[float, float]:
             "--sampler",
             "uniform",
             "--seeds",
-            "1",
+            str(args.seeds),
+            "--jobs",
+            "1",  # one run at a time, as PyKEEN's
             "--rerun",
             *flags,
         ],
@@ -72,13 +76,17 @@ def negbench(args: argparse.Namespace, store: Path) -> tuple[float, float]:
     out = subprocess.run(
         [*base, "results", *common, "--json"], check=True, capture_output=True
     ).stdout
-    (result,) = json.loads(out)
-    if result["status"] != "ok":
-        sys.exit(f"negbench run failed: {result['error']}")
-    return result["timings"]["train"], result["metrics"]["mrr"]
+    results = sorted(json.loads(out), key=lambda result: result["seed"])
+    for result in results:
+        if result["status"] != "ok":
+            sys.exit(f"negbench run failed: {result['error']}")
+    return (
+        [result["timings"]["train"] for result in results],
+        [result["metrics"]["mrr"] for result in results],
+    )
 
 
-def pykeen(args: argparse.Namespace) -> tuple[float, float]:
+def pykeen(args: argparse.Namespace, seed: int) -> tuple[float, float]:
     from pykeen.pipeline import pipeline
     from pykeen.triples import TriplesFactory
 
@@ -96,7 +104,6 @@ def pykeen(args: argparse.Namespace) -> tuple[float, float]:
         TriplesFactory(mapped_triples=split, **ids)
         for split in (graph.train, graph.valid, graph.test)
     )
-    start = time.perf_counter()
     result = pipeline(
         training=train,
         validation=valid,
@@ -116,10 +123,9 @@ def pykeen(args: argparse.Namespace) -> tuple[float, float]:
             "use_tqdm": False,
         },
         evaluation_kwargs={"use_tqdm": False, "batch_size": 256},
-        random_seed=0,
+        random_seed=seed,
         device="cpu",
     )
-    del start
     mrr = result.metric_results.get_metric("both.realistic.inverse_harmonic_mean_rank")
     return float(result.train_seconds), float(mrr)
 
@@ -133,6 +139,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--margin", type=float, default=9.0)
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     if not os.environ.get("HARNESS_DATA_DIR"):
         sys.exit("set HARNESS_DATA_DIR to the datasets folder")
@@ -146,20 +153,36 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         ours_s, ours_mrr = negbench(args, Path(tmp) / "results.db")
-    theirs_s, theirs_mrr = pykeen(args)
+    theirs = [pykeen(args, seed) for seed in range(args.seeds)]
+    theirs_s, theirs_mrr = [s for s, _ in theirs], [m for _, m in theirs]
     work = facts * args.epochs
-    ours_rate, theirs_rate = work / ours_s, work / theirs_s
+    ours_rate, theirs_rate = (
+        work / statistics.mean(ours_s),
+        work / statistics.mean(theirs_s),
+    )
     print(
         f"{args.dataset}: TransE dim {args.dim}, {args.negatives} negatives/fact, "
-        f"batch {args.batch_size}, {args.epochs} epochs, {facts} training facts"
+        f"batch {args.batch_size}, {args.epochs} epochs, {facts} training facts, "
+        f"seeds 0..{args.seeds - 1}"
     )
-    print(f"{'':10} {'train s':>9} {'facts/s':>10} {'test MRR':>9}")
-    print(f"{'negbench':10} {ours_s:9.1f} {ours_rate:10.0f} {ours_mrr:9.4f}")
-    print(f"{'PyKEEN':10} {theirs_s:9.1f} {theirs_rate:10.0f} {theirs_mrr:9.4f}")
+    print(f"{'':10} {'train s':>9} {'facts/s':>10} {'test MRR':>17}")
+    for name, seconds, rate, mrr in (
+        ("negbench", ours_s, ours_rate, ours_mrr),
+        ("PyKEEN", theirs_s, theirs_rate, theirs_mrr),
+    ):
+        print(
+            f"{name:10} {statistics.mean(seconds):9.1f} {rate:10.0f} "
+            f"{statistics.mean(mrr):9.4f} ± {_std(mrr):.4f}"
+        )
+    gap = statistics.mean(ours_mrr) - statistics.mean(theirs_mrr)
     print(
         f"throughput ratio negbench/PyKEEN: {ours_rate / theirs_rate:.2f}x; "
-        f"MRR difference: {ours_mrr - theirs_mrr:+.4f}"
+        f"MRR difference: {gap:+.4f}"
     )
+
+
+def _std(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 if __name__ == "__main__":

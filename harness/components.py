@@ -117,6 +117,11 @@ class Sampler(Component, ABC):
         particular order (a uniform draw).
     :cvar needs_structure: ask for ``CandidateBatch.neighbour`` (KGE: the
         anchor entity's 2-hop neighbourhood in the training graph).
+    :cvar reads_scores: False declares that the answer never depends on
+        ``scores`` or ``positive_scores`` (uniform corruption), so a protocol
+        may skip scoring a uniform pool: the batch then carries NaN scores and
+        the harness records hardness from the scores the loss trains with.
+        The contract kit checks the declaration.
     """
 
     kind = "sampler"
@@ -129,6 +134,7 @@ class Sampler(Component, ABC):
     filtered: ClassVar[bool] = True
     sides: ClassVar[Literal["both", "uniform", "bernoulli"]] = "both"
     needs_structure: ClassVar[bool] = False
+    reads_scores: ClassVar[bool] = True
 
     def num_negatives(self, requested: int) -> int:
         """How many negatives per anchor to return when the task asks for

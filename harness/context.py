@@ -218,6 +218,7 @@ class RunContext:
         labelled_positive: torch.Tensor | None = None,
         used: torch.Tensor | None = None,
         repeats_train_once: bool = False,
+        pool_scored: bool = True,
     ) -> Negatives:
         """Ask the run's sampler for negatives and check the answer.
 
@@ -240,6 +241,10 @@ class RunContext:
             repeats in the loss once (multi-label: a label is in or out), so
             the diagnostics count it once; otherwise every copy counts, as
             every copy is trained.
+        :param pool_scored: False when the protocol skipped scoring the pool
+            for a sampler that does not read scores (``batch.scores`` is
+            NaN); the protocol then reports hardness through
+            :meth:`record_hardness` once the loss's scores exist.
         :returns: the checked answer; ``positions`` has shape (B, K) and is a
             long tensor on the candidates' device.
         """
@@ -266,8 +271,18 @@ class RunContext:
             labelled=labelled_positive,
             used=used,
             once=repeats_train_once,
+            scored=pool_scored,
         )
         return answer
+
+    def record_hardness(self, gaps: torch.Tensor) -> None:
+        """Record negatives' score minus their positive's score (detached).
+
+        For protocols that called :meth:`sample_negatives` with
+        ``pool_scored=False``: pass the gaps of exactly the negatives that
+        the diagnostics count (the trained ones).
+        """
+        self.diagnostics.add_values("hardness_gap", gaps.detach())
 
     def _check_extras(
         self, batch: CandidateBatch, positions: torch.Tensor, answer: Negatives
@@ -339,6 +354,7 @@ class RunContext:
         labelled: torch.Tensor | None = None,
         used: torch.Tensor | None = None,
         once: bool = False,
+        scored: bool = True,
     ) -> None:
         d = self.diagnostics
         chosen = answer.positions
@@ -349,8 +365,10 @@ class RunContext:
             keep &= used.to(device=chosen.device, dtype=torch.bool)
         if not bool(keep.any()):
             return
-        scores = batch.scores.gather(1, chosen)
-        d.add_values("hardness_gap", (scores - batch.positive_scores[:, None])[keep])
+        if scored:
+            scores = batch.scores.gather(1, chosen)
+            gaps = scores - batch.positive_scores[:, None]
+            d.add_values("hardness_gap", gaps[keep])
         if ranks is not None:
             d.add_values("neg_rank", ranks.gather(1, chosen).float()[keep])
         d.count("negatives_sampled", float(keep.sum()))

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cap_negatives", "first_occurrence", "log_weighted_draw", "weighted_draw"]
+__all__ = [
+    "cap_negatives",
+    "first_occurrence",
+    "log_weighted_draw",
+    "uniform_draw",
+    "weighted_draw",
+]
 
 
 def _gumbel(shape: torch.Size, generator: torch.Generator) -> torch.Tensor:
@@ -56,6 +62,25 @@ def weighted_draw(
     return log_weighted_draw(
         torch.where(weights > 0, weights.log(), float("-inf")), k, generator
     )
+
+
+def uniform_draw(
+    allowed: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """:func:`weighted_draw` with equal weights on the ``allowed`` columns.
+
+    The same distribution (k allowed columns uniformly without replacement,
+    with replacement in a row with fewer), drawn as the top k of uniform
+    float32 keys: about 3x cheaper than Gumbel keys in float64, which matters
+    for uniform corruption in KGE, drawn every step.
+
+    :param allowed: shape: (B, C) bool.
+    :returns: shape: (B, K) long.
+    """
+    if not bool((allowed.sum(dim=1) >= k).all()):
+        return weighted_draw(allowed.float(), k, generator)
+    keys = torch.rand(allowed.shape, generator=generator).masked_fill_(~allowed, -1.0)
+    return torch.topk(keys, k, dim=1, sorted=False).indices
 
 
 def cap_negatives(requested: int, known_positive: torch.Tensor) -> int:

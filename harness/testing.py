@@ -191,6 +191,24 @@ class SamplerContract:
         second = self._sample(self.make_sampler(), batch, 7)
         assert torch.equal(first, second)
 
+    def test_declared_score_blind_samplers_ignore_the_scores(self) -> None:
+        """``reads_scores = False`` lets a protocol pass NaN scores: the answer
+        must be the same as with the real scores."""
+        sampler = self.make_sampler()
+        if sampler.reads_scores:
+            import pytest  # only the test run imports it
+
+            pytest.skip(f"{sampler.name} reads scores (reads_scores = True)")
+        batch = make_candidate_batch(seed=4)
+        blind = replace(
+            batch,
+            scores=torch.full_like(batch.scores, float("nan")),
+            positive_scores=torch.full_like(batch.positive_scores, float("nan")),
+        )
+        assert torch.equal(
+            self._sample(sampler, batch, 9), self._sample(self.make_sampler(), blind, 9)
+        )
+
     def test_passes_the_harness_checks(self) -> None:
         sampler = self.make_sampler()
         context = make_context(sampler=sampler)

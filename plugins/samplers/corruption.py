@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 import torch
 
 from harness import CandidateBatch, Sampler, hookimpl
-from harness.sampling import weighted_draw
+from harness.sampling import uniform_draw
 
 __all__ = ["Bernoulli", "Filtered", "Uniform"]
 
@@ -36,12 +36,13 @@ class Uniform(Sampler):
     pool = "uniform"
     filtered = False
     sides: ClassVar[Literal["both", "uniform", "bernoulli"]] = "uniform"
+    reads_scores = False
 
     def sample(
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
         # the pool is already a uniform draw; any K allowed columns of it are too
-        return weighted_draw((~batch.known_positive).float(), num_negatives, generator)
+        return uniform_draw(~batch.known_positive, num_negatives, generator)
 
 
 class Bernoulli(Uniform):

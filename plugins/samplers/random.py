@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from harness import CandidateBatch, Sampler, hookimpl
-from harness.sampling import weighted_draw
+from harness.sampling import uniform_draw
 
 __all__ = ["RandomSampler"]
 
@@ -23,11 +23,12 @@ class RandomSampler(Sampler):
     name = "random"
     families = frozenset({"retrieval", "sts", "kge", "multilabel"})
     pool = "uniform"
+    reads_scores = False
 
     def sample(
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
-        return weighted_draw((~batch.known_positive).float(), num_negatives, generator)
+        return uniform_draw(~batch.known_positive, num_negatives, generator)
 
 
 @hookimpl

@@ -137,6 +137,11 @@ class _Step:
             # a uniform draw needs little headroom over K (known answers)
             self.pool_size = min(e, k + 16)
         self.k = min(k, self.pool_size)
+        # a mined pool is sorted by score; a uniform one is scored only for
+        # samplers that read the scores
+        self.score_pool = sampler is not None and (
+            sampler.reads_scores or sampler.pool == "mined"
+        )
         self.head_probability = (
             relation_head_probability(graph)
             if sampler is not None and sampler.sides == "bernoulli"
@@ -149,7 +154,11 @@ class _Step:
     # -- pools ------------------------------------------------------------------
 
     def _pool(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """Candidate ids and their scores (no gradient); True if ranked fully."""
+        """Candidate ids and their scores (no gradient); True if ranked fully.
+
+        The scores are NaN when the sampler does not read them (uniform
+        corruption): scoring a pool it ignores would cost more than training.
+        """
         assert self.sampler is not None
         n, e, generator = len(rows), self.graph.num_entities, self.context.generator
         everything = self.pool_size == e
@@ -167,12 +176,20 @@ class _Step:
                     else torch.randperm(e, generator=generator)[: self.pool_size]
                 )
                 ids = shared.expand(n, -1)
-                scores = self.model.score_shared(
-                    rows[:, 0].to(device), rows[:, 1].to(device), shared.to(device)
-                ).cpu()
+                scores = (
+                    self.model.score_shared(
+                        rows[:, 0].to(device), rows[:, 1].to(device), shared.to(device)
+                    ).cpu()
+                    if self.score_pool
+                    else _unscored(n, self.pool_size)
+                )
             else:
                 ids = torch.randint(e, (n, self.pool_size), generator=generator)
-                scores = self._pairs(rows, ids).cpu()
+                scores = (
+                    self._pairs(rows, ids).cpu()
+                    if self.score_pool
+                    else _unscored(n, self.pool_size)
+                )
             if mined:
                 scores, order = scores.sort(dim=1, descending=True)
                 ids = ids.gather(1, order)
@@ -234,8 +251,11 @@ class _Step:
                     queries[active],
                 )
                 used = None if used is None else used[active]
-            with torch.no_grad():
-                positive_scores = self._pairs(rows, rows[:, 2:3])[:, 0].cpu()
+            if self.score_pool:
+                with torch.no_grad():
+                    positive_scores = self._pairs(rows, rows[:, 2:3])[:, 0].cpu()
+            else:
+                positive_scores = _unscored(len(rows))
             batch = CandidateBatch(
                 anchor_ids=queries,
                 candidate_ids=ids,
@@ -259,11 +279,18 @@ class _Step:
                 ),
                 labelled_positive=None if self.sampler.filtered else train_fact & ~own,
                 used=used,
+                pool_scored=self.score_pool,
             )
             negative_ids = ids.gather(1, negatives.positions)
-        return self.context.compute_loss(
-            self._score(rows, negative_ids, negatives, used)
-        )
+        scored = self._score(rows, negative_ids, negatives, used)
+        if negatives is not None and not self.score_pool:
+            # hardness of exactly the negatives trained, from the loss's scores
+            k = negative_ids.shape[1]
+            gaps = scored.negative[:, :k] - scored.positive[:, None]
+            self.context.record_hardness(
+                gaps if used is None else gaps[used.to(gaps.device)]
+            )
+        return self.context.compute_loss(scored)
 
     def _score(
         self,
@@ -321,6 +348,11 @@ class _Step:
         return self.model.score_pairs(
             rows[:, 0].to(device), rows[:, 1].to(device), tails.to(device)
         )
+
+
+def _unscored(*shape: int) -> torch.Tensor:
+    """NaN scores, free to make, for a pool the sampler does not score."""
+    return torch.tensor(float("nan")).expand(*shape)
 
 
 # -- evaluation -------------------------------------------------------------------

@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from harness import ALL_CANDIDATES
-from harness.sampling import cap_negatives, first_occurrence, weighted_draw
+from harness.sampling import (
+    cap_negatives,
+    first_occurrence,
+    uniform_draw,
+    weighted_draw,
+)
 
 
 def _gen(seed):
@@ -138,3 +143,25 @@ def test_cap_negatives_is_the_most_allowed_columns_of_a_row():
     known[2, :7] = True
     assert cap_negatives(ALL_CANDIDATES, known) == 8
     assert cap_negatives(5, known) == 5
+
+
+def test_uniform_draw_is_uniform_without_replacement_over_allowed_columns():
+    n, k = 20000, 2
+    allowed = torch.tensor([[True, False, True, True, False, True]]).repeat(n, 1)
+    out = uniform_draw(allowed, k, _gen(0))
+    assert tuple(out.shape) == (n, k)
+    assert bool((out[:, 0] != out[:, 1]).all())
+    assert bool(allowed.gather(1, out).all())
+    freq = np.bincount(out.reshape(-1).numpy(), minlength=6) / (n * k)
+    p = np.array([0.25, 0, 0.25, 0.25, 0, 0.25])
+    se = np.sqrt(p * (1 - p) / (n * k))
+    assert np.all(np.abs(freq - p) <= 5 * se + 1e-12)
+
+
+def test_uniform_draw_falls_back_to_repeats_in_a_short_row():
+    allowed = torch.zeros(2, 8, dtype=torch.bool)
+    allowed[0, [1, 6]] = True  # 2 allowed < k
+    allowed[1] = True
+    out = uniform_draw(allowed, 4, _gen(1))
+    assert set(out[0].tolist()) == {1, 6}
+    assert len(set(out[1].tolist())) == 4

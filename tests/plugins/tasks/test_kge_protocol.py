@@ -38,12 +38,12 @@ def nations(data_dir: Path):
     return read_graph("nations", data_dir / "nations")
 
 
-def _trained(cls, graph, epochs: int = 5):
-    """One of our models, briefly trained so its ranks are not random."""
+def _fit(cls, graph, sampler, epochs: int):
+    """One of our models trained from seed 0, and its run's diagnostics."""
     torch.manual_seed(0)
     model = cls(dim=16)
     model.build(graph.num_entities, 2 * graph.num_relations)
-    context = make_context(sampler=Uniform(), loss=NSSA())
+    context = make_context(sampler=sampler, loss=NSSA())
     context.run = type(context.run)(  # a KGE-family run for the context
         spec=context.run.spec,
         family="kge",
@@ -55,7 +55,12 @@ def _trained(cls, graph, epochs: int = 5):
         graph, model, context
     )
     model.eval()
-    return model
+    return model, context.diagnostics.summary()
+
+
+def _trained(cls, graph, epochs: int = 5):
+    """One of our models, briefly trained so its ranks are not random."""
+    return _fit(cls, graph, Uniform(), epochs)[0]
 
 
 def _as_pykeen(ours, pk_cls, kwargs, graph):
@@ -150,3 +155,24 @@ def test_training_improves_on_the_untrained_model(nations) -> None:
     before = evaluate(nations, untrained).metrics["mrr"]
     after = evaluate(nations, _trained(DistMult, nations, epochs=20)).metrics["mrr"]
     assert after > before + 0.2
+
+
+class _ScoredUniform(Uniform):
+    """``uniform`` that asks for a scored pool (the slow path)."""
+
+    reads_scores = True
+
+
+@pytest.mark.parametrize("name", ["nations", "umls"])  # all entities; a draw
+def test_skipping_the_pool_scores_changes_no_number(data_dir: Path, name) -> None:
+    """A sampler that does not read scores gets an unscored pool, and the
+    hardness is taken from the loss's scores instead: same model, same
+    diagnostics as scoring the pool first."""
+    graph = read_graph(name, data_dir / name)
+    fast_model, fast = _fit(TransE, graph, Uniform(), epochs=2)
+    slow_model, slow = _fit(TransE, graph, _ScoredUniform(), epochs=2)
+    assert torch.allclose(fast_model.entity.weight, slow_model.entity.weight)
+    assert fast.keys() == slow.keys()
+    assert {"hardness_gap_q50", "fn_rate_lower_bound"} <= fast.keys()
+    for key, value in slow.items():
+        assert fast[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
