@@ -1,4 +1,4 @@
-"""The ``harness`` command: bench, plugins, list, results, leaderboard.
+"""The ``harness`` command: bench, plugins, list, results, submit, leaderboard.
 
 Exceptions map to exit codes here and nowhere else: a :class:`UsageError`
 prints one ``ERROR:`` line (exit 4), Ctrl-C exits 2, and anything unexpected
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from .plugin import PluginHost, PluginOptions
 
 __all__ = ["main"]
+
+#: where `harness leaderboard build` writes the site and `serve` serves it
+DEFAULT_SITE = Path("harness-results") / "leaderboard"
 
 KIND_PLURALS = {
     "tasks": "task",
@@ -148,14 +151,39 @@ def build_parser() -> argparse.ArgumentParser:
             f"--{kind}", action="append", default=[], metavar="VALUE"
         )
 
+    p_submit = sub.add_parser(
+        "submit",
+        parents=[plugins, store],
+        help="pack stored ok runs into one bundle file to send to a leaderboard",
+    )
+    p_submit.add_argument(
+        "--out",
+        type=Path,
+        default=Path("harness-results") / "bundle.json.gz",
+        help="bundle file; gzip when it ends in .gz (default: %(default)s)",
+    )
+    for kind in ("task", "model", "loss", "sampler"):
+        p_submit.add_argument(f"--{kind}", action="append", default=[], metavar="VALUE")
+
     p_board = sub.add_parser("leaderboard", help="build the leaderboard")
     board_sub = p_board.add_subparsers(dest="board_command", required=True)
+    board_add = board_sub.add_parser(
+        "add",
+        parents=[store],
+        help="validate a submitted bundle and add it to the store's submissions",
+    )
+    board_add.add_argument("bundle", type=Path, help="a file from `harness submit`")
     build = board_sub.add_parser(
         "build", parents=[plugins, store], help="render the leaderboard from the store"
     )
     build.add_argument(
-        "--out", type=Path, default=Path("harness-results") / "leaderboard"
+        "--out", type=Path, default=DEFAULT_SITE, help="site folder (%(default)s)"
     )
+    serve = board_sub.add_parser(
+        "serve", help="preview a built leaderboard at http://127.0.0.1:PORT/"
+    )
+    serve.add_argument("--dir", type=Path, default=DEFAULT_SITE)
+    serve.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -296,12 +324,61 @@ def cmd_results(args: argparse.Namespace, console: Console) -> ExitCode:
     return ExitCode.OK
 
 
+def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .bundle import component_plugins, make_bundle, write_bundle
+    from .store import ResultStore
+
+    filters = {k: getattr(args, k) for k in ("task", "model", "loss", "sampler")}
+    with ResultStore(args.store, create=False) as store:
+        results = store.load(per_item=True, filters={**filters, "status": ["ok"]})
+    if not results:
+        raise UsageError(
+            f"no ok runs in {args.store} match the filters; nothing to submit"
+        )
+    host, _ = _host(args)
+    bundle = make_bundle(results, component_plugins(host, results))
+    write_bundle(bundle, args.out)
+    console.print(f"{len(results)} run(s) packed into {args.out}")
+    return ExitCode.OK
+
+
+def cmd_leaderboard_add(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .bundle import add_bundle, submissions_dir_for
+
+    notes: list[str] = []
+    path, results = add_bundle(args.bundle, submissions_dir_for(args.store), notes)
+    for note in notes:
+        console.print(f"note: {note}")
+    if not notes:  # a note says the bundle was already there
+        console.print(
+            f"{len(results)} run(s) accepted from {args.bundle}; kept as {path}"
+        )
+    return ExitCode.OK
+
+
 def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
+    if args.board_command == "add":
+        return cmd_leaderboard_add(args, console)
+    if args.board_command == "serve":
+        return _serve(args.dir, args.port, console)
+    from .bundle import load_submissions, submissions_dir_for
     from .store import ResultStore
 
     host, _ = _host(args)
     with ResultStore(args.store, create=False) as store:
         results = store.load()
+        # paired tests need the main metric's per-item scores (STS: the
+        # cosine/gold pairs its correlation is computed from)
+        per_item = store.per_item_of_runs(extra_metrics=("cosine", "gold"))
+    for result in results:
+        result.per_item = per_item.get(result.run_id, {})
+    local = {r.run_id for r in results}
+    submitted = [
+        r
+        for r in load_submissions(submissions_dir_for(args.store))
+        if r.run_id not in local  # a run in the store wins over a copy
+    ]
+    results += submitted
     tasks = {}
     for r in results:
         if r.spec.task in host.registries.tasks:
@@ -314,8 +391,29 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
             "no plugin ranked the results (is a harness_rank plugin blocked?)"
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    host.hook.harness_render(board=board, outdir=args.out)
-    console.print(f"leaderboard for {len(results)} run(s) written to {args.out}")
+    host.hook.harness_render(board=board, outdir=args.out, results=results)
+    console.print(
+        f"leaderboard of {len(results)} run(s) ({len(submitted)} submitted) "
+        f"written to {args.out}; open {args.out / 'index.html'} or run "
+        f"`harness leaderboard serve --dir {args.out}`"
+    )
+    return ExitCode.OK
+
+
+def _serve(directory: Path, port: int, console: Console) -> ExitCode:
+    import functools
+    import http.server
+
+    if not (directory / "index.html").is_file():
+        raise UsageError(
+            f"{directory} has no index.html; run `harness leaderboard build` first"
+        )
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(directory)
+    )
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        console.print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        server.serve_forever()
     return ExitCode.OK
 
 
@@ -324,6 +422,7 @@ COMMANDS = {
     "plugins": cmd_plugins,
     "list": cmd_list,
     "results": cmd_results,
+    "submit": cmd_submit,
     "leaderboard": cmd_leaderboard,
 }
 

@@ -190,15 +190,23 @@ def harness_rank(
     :param tasks: task name -> :class:`TaskInfo` (family, main metric).
     :returns: the board, or None to defer.  The built-in ranker (``trylast``)
         averages seeds per (task, model, loss, sampler), ranks per task by the
-        main metric and aggregates methods by Borda count.
+        main metric with confidence and rank intervals and Holm-corrected tie
+        groups from paired tests over the runs' per-item scores, and
+        aggregates methods by Borda count and by mean normalised score per
+        family.
     """
 
 
 @hookspec
-def harness_render(board: Leaderboard, outdir: Path) -> None:
+def harness_render(
+    board: Leaderboard, outdir: Path, results: Sequence[RunResult]
+) -> None:
     """Write one output format of the leaderboard into ``outdir``.
 
     :param board: the ranked board from :func:`harness_rank`.
     :param outdir: existing directory; every implementation writes its own
-        files (the built-in writes ``leaderboard.json``).
+        files (the built-ins write ``leaderboard.json`` and the static site).
+    :param results: the runs behind the board (store and accepted
+        submissions; per-item scores only for the main metric), for pages
+        that drill down to every run.
     """

@@ -103,6 +103,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     # leaderboard
     "negbench_leaderboard.ranking",
     "negbench_leaderboard.json_render",
+    "negbench_leaderboard.site",
 )
 #: built-ins that cannot be blocked (nothing would execute runs without them)
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"harness.runner"})

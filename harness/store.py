@@ -9,7 +9,9 @@ work while a bench writes.  Only the main process writes.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -180,6 +182,30 @@ class ResultStore:
                 result.per_item = self.per_item(result.run_id)
         return results
 
+    def per_item_of_runs(
+        self, extra_metrics: Sequence[str] = ()
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Per-item scores of every run's main metric (and ``extra_metrics``),
+        in one query: what the leaderboard's paired tests need, without the
+        per-item rows of every other metric.
+
+        :returns: run_id -> metric -> item -> value.
+        """
+        marks = ",".join("?" * len(extra_metrics))
+        extra = f" OR p.metric IN ({marks})" if extra_metrics else ""
+        rows = self._db.execute(
+            "SELECT p.run_id, p.metric, p.item, p.value FROM per_item p "
+            "JOIN runs r ON r.run_id = p.run_id "
+            f"WHERE p.metric = r.main_metric{extra} ORDER BY p.run_id, p.metric",
+            list(extra_metrics),
+        )
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        # grouped in primary-key order: one dict build per (run, metric), not
+        # a chain of lookups per row (a 10,000-run store has millions)
+        for (run_id, metric), group in itertools.groupby(rows, key=_run_and_metric):
+            out.setdefault(run_id, {})[metric] = {row[2]: row[3] for row in group}
+        return out
+
     def per_item(self, run_id: str) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for metric, item, value in self._db.execute(
@@ -187,6 +213,9 @@ class ResultStore:
         ):
             out.setdefault(metric, {})[item] = value
         return out
+
+
+_run_and_metric = operator.itemgetter(0, 1)
 
 
 # -- plugin: resume and persistence ---------------------------------------------------

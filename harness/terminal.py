@@ -71,6 +71,7 @@ def leaderboard_tables(board: Leaderboard) -> list[Table]:
             title_justify="left",
         )
         table.add_column("#", justify="right")
+        table.add_column("group", justify="right")
         for col in ("model", "loss", "sampler"):
             table.add_column(col)
         table.add_column(f"{info.main_metric} (mean ± std)", justify="right")
@@ -82,6 +83,7 @@ def leaderboard_tables(board: Leaderboard) -> list[Table]:
         for row in sorted(rows, key=lambda r: r.rank):
             table.add_row(
                 str(row.rank),
+                str(row.group),
                 row.model,
                 row.loss,
                 row.sampler,

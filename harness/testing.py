@@ -16,10 +16,12 @@ component that passes here will not fail a benchmark on its contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from .components import Loss, Sampler
@@ -32,6 +34,7 @@ from .types import (
     LabelScores,
     Negatives,
     Run,
+    RunResult,
     RunSpec,
     ScoredBatch,
 )
@@ -43,6 +46,7 @@ __all__ = [
     "make_candidate_batch",
     "make_context",
     "make_label_batch",
+    "make_run_results",
     "make_scored_batch",
 ]
 
@@ -378,3 +382,93 @@ class LabelLossContract:
             make_label_batch(seed=4)
         )
         assert value.ndim == 0
+
+
+def make_run_results(
+    *,
+    tasks: dict[str, tuple[str, str]] | None = None,
+    methods: Sequence[tuple[str, str, str]] = (
+        ("bow", "infonce", "random"),
+        ("bow", "infonce", "topk-hard"),
+        ("bow", "margin", "simans"),
+    ),
+    seeds: int = 2,
+    items: int = 30,
+    seed: int = 0,
+) -> list[RunResult]:
+    """Plausible stored results with per-item scores, for leaderboard tests
+    and build benchmarks (no training: numbers are drawn, ids are real).
+
+    :param tasks: task name -> (family, main metric); a ``spearman`` task gets
+        STS-style ``cosine``/``gold`` pairs instead of per-item main scores.
+    :param methods: (model, loss, sampler) triples; later ones score higher
+        and sample harder, more often false negatives.
+    """
+    tasks = tasks or {
+        "scifact": ("retrieval", "ndcg@10"),
+        "stsb": ("sts", "spearman"),
+        "nations": ("kge", "mrr"),
+        "yeast": ("multilabel", "map"),
+    }
+    from scipy.stats import spearmanr  # heavy; only this helper needs it
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for task, (family, metric) in tasks.items():
+        dataset = DatasetRef(name=task, path="/data/" + task, sha256="0" * 64)
+        base = rng.uniform(0.2, 0.6, items)
+        gold = rng.uniform(0, 5, items)
+        for number, (model, loss, sampler) in enumerate(methods):
+            for s in range(seeds):
+                spec = RunSpec(
+                    task=task, model=model, loss=loss, sampler=sampler, seed=s
+                )
+                versions = {"task": "1", "model": "1", "loss": "1", "sampler": "1"}
+                run = Run(
+                    spec=spec,
+                    family=family,
+                    dataset=dataset,
+                    versions=versions,
+                    main_metric=metric,
+                )
+                ids = [f"q{i}" for i in range(items)]
+                if metric == "spearman":
+                    noise = rng.normal(0, 3.0 / (1 + number), items)
+                    cosine = gold + noise
+                    score = float(spearmanr(cosine, gold).statistic)
+                    per_item = {
+                        "cosine": dict(zip(ids, cosine.tolist(), strict=True)),
+                        "gold": dict(zip(ids, gold.tolist(), strict=True)),
+                    }
+                else:
+                    values = np.clip(
+                        base + 0.05 * number + rng.normal(0, 0.05, items), 0, 1
+                    )
+                    score = float(values.mean())
+                    per_item = {metric: dict(zip(ids, values.tolist(), strict=True))}
+                hardness = -2.0 + 0.5 * number + rng.normal(0, 0.05)
+                out.append(
+                    RunResult(
+                        run_id=run.run_id,
+                        spec=spec,
+                        family=family,
+                        status="ok",
+                        main_metric=metric,
+                        metrics={metric: score, "other": score / 2},
+                        per_item=per_item,
+                        diagnostics={
+                            "fn_rate_lower_bound": 0.01 * (1 + number),
+                            "hardness_gap_q10": hardness - 1.0,
+                            "hardness_gap_q50": hardness,
+                            "hardness_gap_q90": hardness + 1.0,
+                            "hardness_gap_mean": hardness,
+                        },
+                        timings={"train": 1.0 + number, "total": 2.0 + number},
+                        environment={"python": "3.11", "torch": "2.13.0"},
+                        dataset_sha256=dataset.sha256,
+                        versions=versions,
+                        started_at="2026-01-01T00:00:00+00:00",
+                        finished_at="2026-01-01T00:00:05+00:00",
+                    )
+                )
+    return out

@@ -26,6 +26,7 @@ __all__ = [
     "Family",
     "LabelScores",
     "Leaderboard",
+    "MethodSummary",
     "Negatives",
     "Run",
     "RunResult",
@@ -33,6 +34,8 @@ __all__ = [
     "ScoredBatch",
     "TaskInfo",
     "canonical_json",
+    "method_label",
+    "params_label",
 ]
 
 #: the four task families negbench knows
@@ -416,7 +419,14 @@ class RunResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoardRow:
-    """One method on one task, aggregated over seeds."""
+    """One method on one task, aggregated over seeds.
+
+    The uncertainty fields come from the ranking plugin's paired tests and
+    bootstraps over the task's test items (or over seeds without them):
+    ``ci_low``/``ci_high`` bound the mean score, ``rank_low``/``rank_high``
+    the rank; methods whose difference from the next-ranked one is not
+    significant (Holm-corrected ``p_next`` >= alpha) share a ``group``.
+    """
 
     task: str
     family: str
@@ -428,6 +438,16 @@ class BoardRow:
     std: float
     n_seeds: int
     rank: int
+    #: the run's non-default component parameters, canonical JSON ("" = none)
+    params: str = ""
+    seed_scores: tuple[float, ...] = ()
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    rank_low: int = 0
+    rank_high: int = 0
+    group: int = 0
+    p_next: float | None = None
+    test: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     diagnostics: Mapping[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
@@ -436,17 +456,60 @@ class BoardRow:
 
     @property
     def method(self) -> str:
-        return f"{self.model} · {self.loss} · {self.sampler}"
+        return method_label(self.model, self.loss, self.sampler, self.params)
+
+    @property
+    def fn_rate(self) -> float | None:
+        """The exact false-negative rate if the task knows it, else the
+        lower bound (an incomplete graph or corpus), else None."""
+        for key in ("fn_rate", "fn_rate_lower_bound"):
+            if key in self.diagnostics:
+                return self.diagnostics[key]
+        return None
+
+
+def params_label(params: Mapping[str, Mapping[str, Any]]) -> str:
+    """A run's component parameters as canonical JSON ("" = all defaults)."""
+    given = {name: dict(values) for name, values in params.items() if values}
+    return canonical_json(given) if given else ""
+
+
+def method_label(model: str, loss: str, sampler: str, params: str = "") -> str:
+    """How a method (model · loss · sampler, plus any parameters) is named."""
+    label = f"{model} · {loss} · {sampler}"
+    return f"{label} {params}" if params else label
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MethodSummary:
+    """One method over every task it ran: the overview's row.
+
+    :param borda: Borda points (per task, the number of methods ranked below).
+    :param family_scores: family -> mean over its tasks of the min-max
+        normalised score (1 = best on a task).
+    """
+
+    method: str
+    model: str
+    loss: str
+    sampler: str
+    params: str
+    borda: float
+    rank: int
+    tasks: int
+    family_scores: Mapping[str, float] = field(default_factory=dict)
+    fn_rate: float | None = None
+    train_seconds: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Leaderboard:
     """A ranked board: per-task rows plus an overall Borda ranking of methods.
 
-    :param overall: (method, borda points, tasks covered), best first.
+    :param overall: one summary per method, best Borda count first.
     """
 
     tasks: Mapping[str, TaskInfo]
     rows: tuple[BoardRow, ...]
-    overall: tuple[tuple[str, float, int], ...] = ()
+    overall: tuple[MethodSummary, ...] = ()
     schema_version: int = 1

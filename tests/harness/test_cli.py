@@ -348,7 +348,16 @@ def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path):
     )
     done = run_harness("leaderboard", "build", *TOY, "--out", str(tmp_path / "site"))
     assert done.returncode == 0, done.stderr
-    board = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
-    assert board["schema_version"] == 1
+    site = tmp_path / "site"
+    board = json.loads((site / "leaderboard.json").read_text())
+    assert board["schema_version"] == 2
     assert {r["model"] for r in board["rows"]} == {"toy-bow", "toy-bow-frozen"}
     assert sorted(r["rank"] for r in board["rows"]) == [1, 2]
+    # the paired test used the stored per-query scores, not just the seeds
+    assert all("over 20 queries" in r["test"] for r in board["rows"])
+    assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in board["rows"])
+    # and the site: overview, task page, a page per run
+    assert (site / "index.html").is_file()
+    for run_id in board["runs"]:
+        page = (site / "run" / f"{run_id}.html").read_text()
+        assert "harness bench --task" in page

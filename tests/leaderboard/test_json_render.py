@@ -8,8 +8,15 @@ from typing import Any
 
 import pytest
 
-from harness.types import BoardRow, Leaderboard, RunResult, RunSpec, TaskInfo
-from negbench_leaderboard.json_render import board_to_dict, harness_render
+from harness.types import (
+    BoardRow,
+    Leaderboard,
+    MethodSummary,
+    RunResult,
+    RunSpec,
+    TaskInfo,
+)
+from negbench_leaderboard.json_render import board_to_dict, harness_render, slug
 from negbench_leaderboard.ranking import rank_results
 
 
@@ -39,6 +46,20 @@ def row(model: str, rank: int, mean: float, **extra: Any) -> BoardRow:
     return BoardRow(**fields)
 
 
+def summary(model: str, borda: float, rank: int) -> MethodSummary:
+    return MethodSummary(
+        method=f"{model} · infonce · uniform",
+        model=model,
+        loss="infonce",
+        sampler="uniform",
+        params="",
+        borda=borda,
+        rank=rank,
+        tasks=1,
+        family_scores={"retrieval": borda},
+    )
+
+
 def make_board() -> Leaderboard:
     info = TaskInfo(
         name="scifact",
@@ -63,10 +84,7 @@ def make_board() -> Leaderboard:
             ),
             row("m2", 2, float("nan"), std=float("nan"), run_ids=("id-c",)),
         ),
-        overall=(
-            ("m1 · infonce · uniform", 1.0, 1),
-            ("m2 · infonce · uniform", 0.0, 1),
-        ),
+        overall=(summary("m1", 1.0, 1), summary("m2", 0.0, 2)),
     )
 
 
@@ -75,10 +93,11 @@ def test_writes_valid_leaderboard_json(tmp_path: Path):
     target = tmp_path / "leaderboard.json"
     assert target.is_file()
     data = strict_load(target)
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert {"tasks", "rows", "overall", "generated_at"} <= set(data)
     assert data["tasks"] == {
         "scifact": {
+            "slug": slug("scifact"),
             "family": "retrieval",
             "main_metric": "ndcg@10",
             "higher_is_better": True,
@@ -95,10 +114,12 @@ def test_writes_valid_leaderboard_json(tmp_path: Path):
     assert first["n_seeds"] == 2
     assert first["failed"] == 1
     assert first["train_seconds"] == 12.5
-    assert data["overall"] == [
-        {"method": "m1 · infonce · uniform", "borda": 1.0, "tasks": 1},
-        {"method": "m2 · infonce · uniform", "borda": 0.0, "tasks": 1},
+    assert [(o["method"], o["borda"], o["rank"]) for o in data["overall"]] == [
+        ("m1 · infonce · uniform", 1.0, 1),
+        ("m2 · infonce · uniform", 0.0, 2),
     ]
+    assert data["overall"][0]["family_scores"] == {"retrieval": 1.0}
+    assert data["families"] == ["retrieval"]
     # no temporary file left behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["leaderboard.json"]
 
@@ -119,7 +140,7 @@ def test_overwrites_an_existing_file(tmp_path: Path):
     target = tmp_path / "leaderboard.json"
     target.write_text("old, not even JSON")
     harness_render(board=make_board(), outdir=tmp_path)
-    assert strict_load(target)["schema_version"] == 1
+    assert strict_load(target)["schema_version"] == 2
 
 
 def test_board_to_dict_matches_the_file(tmp_path: Path):

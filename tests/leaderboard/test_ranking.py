@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -50,6 +51,11 @@ def info(name: str, *, higher: bool = True, metric: str = "ndcg@10") -> TaskInfo
 
 def by_model(board: Leaderboard, task: str = "t") -> dict[str, BoardRow]:
     return {r.model: r for r in board.rows if r.task == task}
+
+
+def overall(board: Leaderboard) -> tuple[tuple[str, float, int], ...]:
+    """(method, Borda points, tasks covered), best first."""
+    return tuple((s.method, s.borda, s.tasks) for s in board.overall)
 
 
 def method(model: str) -> str:
@@ -114,7 +120,7 @@ def test_lower_is_better_reverses_the_order():
     board = rank_results(results, {"t": info("t", higher=False, metric="mr")})
     assert {m: r.rank for m, r in by_model(board).items()} == {"b": 1, "c": 2, "a": 3}
     assert [r.model for r in board.rows] == ["b", "c", "a"]
-    assert dict((m, p) for m, p, _ in board.overall) == {
+    assert dict((m, p) for m, p, _ in overall(board)) == {
         method("b"): 2.0,
         method("c"): 1.0,
         method("a"): 0.0,
@@ -132,7 +138,7 @@ def test_equal_means_share_a_rank():
     board = rank_results(results, {"t": info("t")})
     ranks = {m: r.rank for m, r in by_model(board).items()}
     assert ranks == {"d": 1, "a": 2, "b": 2, "c": 4}
-    points = {m: p for m, p, _ in board.overall}
+    points = {m: p for m, p, _ in overall(board)}
     assert points == {
         method("d"): 3.0,
         method("a"): 2.0,
@@ -166,7 +172,7 @@ def test_failed_runs_are_counted_and_excluded():
     assert rows["a"].run_ids == tuple(sorted(r.run_id for r in results[:2]))
     assert rows["b"].failed == 0
     assert {m: r.rank for m, r in rows.items()} == {"a": 1, "b": 2}
-    assert method("gone") not in {m for m, _, _ in board.overall}
+    assert method("gone") not in {m for m, _, _ in overall(board)}
 
 
 def test_borda_over_two_tasks():
@@ -183,7 +189,7 @@ def test_borda_over_two_tasks():
     ]
     board = rank_results(results, {"t1": info("t1"), "t2": info("t2")})
     # a: 3 + 0 = 3, b: 2 + 2 = 4, c: 1 + 1 = 2, d: 0 (one task)
-    assert board.overall == (
+    assert overall(board) == (
         (method("b"), 4.0, 2),
         (method("a"), 3.0, 2),
         (method("c"), 2.0, 2),
@@ -207,7 +213,7 @@ def test_borda_with_a_lower_is_better_task_and_distinct_methods():
     tasks = {"t1": info("t1"), "t2": info("t2", higher=False, metric="mr")}
     board = rank_results(results, tasks)
     # t1: x 1 (1 pt), y 2 (0); t2: y 1 (2), z 2 (1), x 3 (0)
-    assert board.overall == (
+    assert overall(board) == (
         ("m · y · s", 2.0, 2),
         ("m · x · s", 1.0, 2),
         ("m · z · s", 1.0, 1),
@@ -222,7 +228,7 @@ def test_tasks_without_results_are_dropped():
     tasks = {"t1": info("t1"), "t2": info("t2"), "t3": info("t3")}
     board = rank_results(results, tasks)
     assert set(board.tasks) == {"t1"}
-    assert board.tasks["t1"] is tasks["t1"]
+    assert board.tasks["t1"] == tasks["t1"]
     assert {r.task for r in board.rows} == {"t1"}
     assert set(tasks) == {"t1", "t2", "t3"}  # the caller's dict is not changed
 
@@ -246,7 +252,7 @@ def test_task_missing_from_tasks_gets_an_inferred_info():
 def test_empty_results_give_an_empty_board():
     board = rank_results([], {"t": info("t")})
     assert board.rows == ()
-    assert board.overall == ()
+    assert overall(board) == ()
     assert dict(board.tasks) == {}
 
 
@@ -255,3 +261,27 @@ def test_hookimpl_delegates_to_rank_results():
     board = harness_rank(results=results, tasks={"t": info("t")})
     assert board == rank_results(results, {"t": info("t")})
     assert all(math.isfinite(r.mean) for r in board.rows)
+
+
+def test_task_parameters_belong_to_the_task_and_method_parameters_to_the_method():
+    def run(model: str, score: float, params: dict) -> RunResult:
+        spec = RunSpec(task="t", model=model, loss="l", sampler="s", params=params)
+        return replace(res("t", model, score), spec=spec)
+
+    results = [
+        run("a", 0.5, {"t": {"epochs": 2}}),
+        run("b", 0.4, {"t": {"epochs": 2}, "s": {"k": 3}}),
+    ]
+    board = rank_results(results, {"t": info("t")})
+    # one protocol for the task: its name stays plain, its parameters are
+    # described; the sampler's parameter names a distinct method
+    assert {r.task for r in board.rows} == {"t"}
+    assert "epochs" in board.tasks["t"].description
+    assert {r.method for r in board.rows} == {"a · l · s", 'b · l · s {"s":{"k":3}}'}
+    # two protocols for the same task are two boards, never mixed
+    results.append(run("a", 0.9, {"t": {"epochs": 9}}))
+    board = rank_results(results, {"t": info("t")})
+    assert {r.task for r in board.rows} == {
+        't {"t":{"epochs":2}}',
+        't {"t":{"epochs":9}}',
+    }
