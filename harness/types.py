@@ -500,6 +500,10 @@ class MethodSummary:
     family_scores: Mapping[str, float] = field(default_factory=dict)
     fn_rate: float | None = None
     train_seconds: float = 0.0
+    #: overall tie group: adjacent methods not significantly different over
+    #: their shared tasks share one; and the Holm-adjusted p vs the next
+    group: int = 0
+    p_next: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -111,6 +111,8 @@ def _summary(summary: MethodSummary) -> dict[str, Any]:
         "sampler": summary.sampler,
         "params": summary.params,
         "borda": summary.borda,
+        "group": summary.group,
+        "p_next": summary.p_next,
         "tasks": summary.tasks,
         "family_scores": dict(summary.family_scores),
         "fn_rate": summary.fn_rate,

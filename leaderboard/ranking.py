@@ -18,6 +18,7 @@ score.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -271,6 +272,7 @@ def _overall(
 ) -> tuple[MethodSummary, ...]:
     borda: dict[str, float] = defaultdict(float)
     covered: dict[str, list[BoardRow]] = defaultdict(list)
+    per_task_score: dict[str, dict[str, float]] = defaultdict(dict)
     family_scores: dict[str, dict[str, list[float]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -287,7 +289,9 @@ def _overall(
             borda[row.method] += len(task_rows) - row.rank
             covered[row.method].append(row)
             family_scores[row.method][row.family].append(normalised[row.method])
+            per_task_score[row.method][task] = normalised[row.method]
     order = sorted(borda, key=lambda m: (-borda[m], -len(covered[m]), m))
+    groups, p_next = _overall_groups(order, per_task_score)
     summaries = []
     for method in order:
         first = covered[method][0]
@@ -308,9 +312,41 @@ def _overall(
                 },
                 fn_rate=_mean(fn_rates) if fn_rates else None,
                 train_seconds=_mean([r.train_seconds for r in covered[method]]),
+                group=groups[method],
+                p_next=p_next.get(method),
             )
         )
     return tuple(summaries)
+
+
+def _overall_groups(
+    order: list[str], scores: dict[str, dict[str, float]], alpha: float = 0.05
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Overall tie groups: adjacent methods in Borda order compared by a
+    Wilcoxon signed-rank test on their normalised scores over the tasks both
+    ran (Demsar, JMLR 2006, recommends it for comparing methods over many
+    data sets), Holm-corrected; too few shared tasks to test = tied."""
+    from scipy.stats import wilcoxon
+
+    from .significance import holm
+
+    raw = []
+    for better, worse in itertools.pairwise(order):
+        shared = sorted(scores[better].keys() & scores[worse].keys())
+        diffs = [scores[better][t] - scores[worse][t] for t in shared]
+        if not any(diffs):  # no shared task, or identical everywhere
+            raw.append(1.0)
+            continue
+        raw.append(float(wilcoxon(diffs).pvalue))
+    adjusted = holm(raw)
+    groups, p_next, group = {}, {}, 1
+    for i, method in enumerate(order):
+        if i and adjusted[i - 1] < alpha:
+            group += 1
+        groups[method] = group
+        if i < len(adjusted):
+            p_next[method] = float(adjusted[i])
+    return groups, p_next
 
 
 @hookimpl(trylast=True)

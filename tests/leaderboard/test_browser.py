@@ -127,7 +127,7 @@ def test_ranks_shown_equal_leaderboard_json(browser, site):
         assert shown == expected, name
     view.open(out / "index.html")
     shown = view.page.eval_on_selector_all(
-        "#overall tbody tr", "rows => rows.map(r => r.cells[1].textContent.trim())"
+        "#overall tbody tr", "rows => rows.map(r => r.cells[2].textContent.trim())"
     )
     assert shown == [s["method"] for s in data["overall"]]
 
@@ -161,7 +161,7 @@ def test_filter_box_hides_rows_that_do_not_match(browser, site):
     view.page.fill("input[data-filter=overall]", "simans")
     visible = view.page.eval_on_selector_all(
         "#overall tbody tr:not([hidden])",
-        "rows => rows.map(r => r.cells[1].textContent)",
+        "rows => rows.map(r => r.cells[2].textContent)",
     )
     assert visible and all("simans" in text for text in visible)
 

@@ -285,3 +285,24 @@ def test_task_parameters_belong_to_the_task_and_method_parameters_to_the_method(
         't {"t":{"epochs":2}}',
         't {"t":{"epochs":9}}',
     }
+
+
+def test_overall_groups_split_only_where_shared_tasks_show_a_difference():
+    # a beats b on all 8 tasks, b and c trade places: {a}, {b, c}
+    results = []
+    for i in range(8):
+        task = f"t{i}"
+        results += [
+            res(task, "a", 0.9),
+            res(task, "b", 0.5 + (0.01 if i % 2 else -0.01)),
+            res(task, "c", 0.5),
+        ]
+    board = rank_results(results, {})
+    groups = {s.method: s.group for s in board.overall}
+    assert groups == {method("a"): 1, method("b"): 2, method("c"): 2}
+    first = board.overall[0]
+    assert first.p_next is not None and first.p_next < 0.05
+    assert board.overall[-1].p_next is None
+    # with one shared task nothing can be told apart
+    one = rank_results([res("t", "a", 0.9), res("t", "b", 0.1)], {})
+    assert [s.group for s in one.overall] == [1, 1]
