@@ -41,7 +41,15 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
-from .types import NONE, SCHEMA_VERSION, DatasetRef, Run, RunResult, canonical_json
+from .types import (
+    FAMILIES,
+    NONE,
+    SCHEMA_VERSION,
+    DatasetRef,
+    Run,
+    RunResult,
+    canonical_json,
+)
 
 if TYPE_CHECKING:
     from .plugin import PluginHost
@@ -388,7 +396,12 @@ def _describe(result: RunResult) -> str:
 
 
 def _check_finite(result: RunResult, where: str) -> None:
-    """Metrics and per-item scores are finite, as the runner guarantees."""
+    """Metrics and per-item scores are finite, as the runner guarantees; the
+    family is one negbench knows (the site names a page after it)."""
+    if result.family not in FAMILIES:
+        raise BundleError(
+            f"{where}: family {result.family!r} is not one of {', '.join(FAMILIES)}"
+        )
     for name, value in result.metrics.items():
         if not math.isfinite(value):
             raise BundleError(f"{where}: metric '{name}' is {value}, not finite")

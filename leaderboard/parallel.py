@@ -4,7 +4,8 @@ Ranking a task and rendering a page depend on nothing but the build's data,
 so a big store (10,000 runs: 50 tasks to rank, a page per run) splits them
 over forked workers, which read the parent's data copy-on-write instead of
 receiving it pickled.  Small builds, and platforms without ``fork``, run in
-the calling process.
+the calling process, and so does a process with other threads running
+(``harness bench`` ranks its results under a live display).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +40,9 @@ def fork_map(
         len(items) < min_items
         or workers < 2
         or "fork" not in multiprocessing.get_all_start_methods()
+        # forking while another thread may hold a lock (a live progress
+        # display, a logging handler) can deadlock the child: stay in process
+        or threading.active_count() > 1
     ):
         return [function(item) for item in items]
     global _work  # noqa: PLW0603 - forked workers inherit module state

@@ -41,7 +41,7 @@ from harness.types import (
 from .parallel import fork_map
 
 if TYPE_CHECKING:
-    from .significance import MethodSample
+    from .significance import MethodSample, MethodStats
 
 __all__ = ["harness_rank", "rank_results"]
 
@@ -95,11 +95,18 @@ def rank_results(
     from . import significance  # scipy, ranx: imported when a board is ranked
 
     significance.prepare()
-    work = [(task_infos[task], entries) for task, entries in by_task.items()]
+    # The statistics (bootstraps) run in forked workers on plain arrays; the
+    # runs' Python objects stay in this process, where touching them costs no
+    # copy-on-write page copies.
+    tasks_in_order = list(by_task)
+    work = [
+        (task_infos[t], _samples(task_infos[t], by_task[t])) for t in tasks_in_order
+    ]
+    all_stats = fork_map(_compare, work, min_items=PARALLEL_FROM)
     rows = [
         row
-        for task_rows in fork_map(_rank_task_args, work, min_items=PARALLEL_FROM)
-        for row in task_rows
+        for task, stats in zip(tasks_in_order, all_stats, strict=True)
+        for row in _rows(task_infos[task], by_task[task], stats)
     ]
     present = {r.task for r in rows}
     return Leaderboard(
@@ -147,22 +154,21 @@ def _task_info(tasks: dict[str, TaskInfo], result: RunResult, name: str) -> Task
     )
 
 
-def _rank_task_args(
-    work: tuple[TaskInfo, list[tuple[Key, list[RunResult], int]]],
-) -> list[BoardRow]:
-    return _rank_task(*work)
-
-
-def _rank_task(
-    info: TaskInfo, entries: list[tuple[Key, list[RunResult], int]]
-) -> list[BoardRow]:
-    """One task's rows, with ranks, intervals and tie groups."""
+def _compare(work: tuple[TaskInfo, list[MethodSample]]) -> list[MethodStats]:
     from .significance import compare
 
-    samples = _samples(info, entries)
-    stats = compare(
+    info, samples = work
+    return compare(
         samples, higher_is_better=info.higher_is_better, unit=UNITS.get(info.family)
     )
+
+
+def _rows(
+    info: TaskInfo,
+    entries: list[tuple[Key, list[RunResult], int]],
+    stats: list[MethodStats],
+) -> list[BoardRow]:
+    """One task's rows, with ranks, intervals and tie groups."""
     rows = []
     for (key, ok, failed), stat in zip(entries, stats, strict=True):
         _, model, loss, sampler, params = key

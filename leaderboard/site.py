@@ -23,6 +23,7 @@ other stored string render as text.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import statistics
 from collections import defaultdict
@@ -44,6 +45,7 @@ __all__ = ["build_site", "harness_render"]
 
 STATIC = Path(__file__).parent / "static"
 HARDNESS_AXIS = "negative score - positive score"
+_SAFE_NAME = re.compile(r"[a-z0-9_-]+")
 #: render pages in forked workers from this many pages on (one per run)
 PARALLEL_FROM = 2000
 #: metrics shown next to the main metric on a task page
@@ -125,6 +127,9 @@ class _Site:
             self.rows_by_method[row["method_slug"]].append(row)
             for run_id in row["run_ids"]:
                 self.row_of_run[run_id] = row
+        for family in data["families"]:  # it names a file: no path tricks
+            if not _SAFE_NAME.fullmatch(family):
+                raise ValueError(f"family {family!r} cannot name a page")
         self.common = {
             "families": data["families"],
             "generated_at": data["generated_at"],
@@ -247,7 +252,11 @@ class _Site:
         metric_names = sorted(
             {m for r in rows for m in r["metrics"]} - {task["main_metric"]}
         )
-        points = [(r, f"../method/{r['method_slug']}.html") for r in rows if r["mean"]]
+        points = [
+            (r, f"../method/{r['method_slug']}.html")
+            for r in rows
+            if r["mean"] is not None
+        ]
         self.page(
             "task.html",
             f"task/{task['slug']}.html",

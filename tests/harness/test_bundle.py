@@ -270,6 +270,8 @@ def _set(bundle: dict[str, Any], where: str, value: Any) -> None:
         ("runs.0.per_item.mrr.0:head", float("inf"), "of item '0:head' is inf"),
         ("runs.0.main_score", 0.9, "main_score disagrees with its metrics"),
         ("runs.0", [], "runs[0] must be an object"),
+        # a family names a page of the site: never a path
+        ("runs.0.family", "../../etc", "family '../../etc' is not one of"),
     ],
 )
 def test_schema_violations_name_the_field(

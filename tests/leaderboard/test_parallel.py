@@ -22,3 +22,17 @@ def test_forked_results_equal_the_sequential_ones_in_order():
 def test_small_inputs_stay_in_process():
     out = fork_map(_square_and_pid, [3, 4], min_items=10)
     assert out == [(9, os.getpid()), (16, os.getpid())]
+
+
+def test_a_process_with_other_threads_does_not_fork():
+    import threading
+
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    try:
+        out = fork_map(_square_and_pid, list(range(50)), min_items=1)
+    finally:
+        stop.set()
+        worker.join()
+    assert {pid for _, pid in out} == {os.getpid()}

@@ -136,3 +136,13 @@ def test_reproduce_command_carries_seed_and_params():
 def test_slugs_are_safe_and_distinct():
     assert slug(XSS) != slug("script-alert-1-script")
     assert re.fullmatch(r"[A-Za-z0-9._-]+", slug(XSS))
+
+
+def test_a_family_that_is_not_a_plain_name_is_refused(tmp_path):
+    results = [
+        replace(r, family="../outside")
+        for r in make_run_results(tasks={"t": ("retrieval", "mrr")}, seeds=1)
+    ]
+    with pytest.raises(ValueError, match="cannot name a page"):
+        _build(results, tmp_path / "site")
+    assert not (tmp_path / "outside.html").exists()
