@@ -365,20 +365,28 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
     from .store import ResultStore
 
     host, _ = _host(args)
-    with ResultStore(args.store, create=False) as store:
-        results = store.load()
-        # paired tests need the main metric's per-item scores (STS: the
-        # cosine/gold pairs its correlation is computed from)
-        per_item = store.per_item_of_runs(extra_metrics=("cosine", "gold"))
-    for result in results:
-        result.per_item = per_item.get(result.run_id, {})
+    results = []
+    if args.store.exists():  # a maintainer's board may hold submissions only
+        with ResultStore(args.store, create=False) as store:
+            results = store.load()
+            # paired tests need the main metric's per-item scores (STS: the
+            # cosine/gold pairs its correlation is computed from)
+            per_item = store.per_item_of_runs(extra_metrics=("cosine", "gold"))
+        for result in results:
+            result.per_item = per_item.get(result.run_id, {})
     local = {r.run_id for r in results}
+    submissions = submissions_dir_for(args.store)
     submitted = [
         r
-        for r in load_submissions(submissions_dir_for(args.store))
+        for r in load_submissions(submissions)
         if r.run_id not in local  # a run in the store wins over a copy
     ]
     results += submitted
+    if not results:
+        raise UsageError(
+            f"nothing to build: no runs in {args.store} and no bundles in "
+            f"{submissions} (run `harness bench`, or `harness leaderboard add`)"
+        )
     tasks = {}
     for r in results:
         if r.spec.task in host.registries.tasks:

@@ -405,3 +405,14 @@ def test_real_bench_round_trip(run_harness, data_dir: Path, tmp_path: Path) -> N
     assert "1 run(s) accepted" in add.stdout
     (result,) = load_submissions(tmp_path / "harness-results" / "submissions")
     assert result.spec.task == "nations" and result.per_item["mrr"]
+    # a maintainer's board of submissions only: add to an empty place, build
+    board = ["--store", "board/results.db"]
+    add = run_harness("leaderboard", "add", "my-method.json.gz", *board)
+    assert add.returncode == 0, add.stderr
+    build = run_harness("leaderboard", "build", *board, "--out", "site")
+    assert build.returncode == 0, build.stderr
+    assert "(1 submitted)" in build.stdout
+    data = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
+    assert list(data["runs"]) == [result.run_id]
+    assert (tmp_path / "site" / "run" / f"{result.run_id}.html").is_file()
+    assert not (tmp_path / "board" / "results.db").exists()  # nothing invented

@@ -305,6 +305,8 @@ def test_usage_errors_are_one_line_with_exit_4(run_harness, tiny_beir, tmp_path)
     assert garbage.read_bytes() == b"this is not sqlite" * 100
     done = run_harness("results", "--store", str(tmp_path / "missing.db"))
     assert done.returncode == 4 and "does not exist" in done.stderr
+    done = run_harness("leaderboard", "build", "--store", str(tmp_path / "none.db"))
+    assert done.returncode == 4 and "nothing to build" in done.stderr
 
 
 def test_missing_dataset_is_skipped_with_one_line(run_harness, tmp_path):
