@@ -92,7 +92,7 @@ def rank_results(
         if key[0] not in by_task:
             task_infos[key[0]] = _task_info(tasks, ok[0], key[0])
         by_task[key[0]].append((key, ok, len(group) - len(ok)))
-    from . import significance  # scipy, ranx: imported when a board is ranked
+    from . import significance  # scipy: imported only when a board is ranked
 
     significance.prepare()
     # The statistics (bootstraps) run in forked workers on plain arrays; the
