@@ -105,17 +105,23 @@ def _frame(x_label: str, y_label: str, body: list[str], title: str) -> Markup:
     return Markup(head + "".join(body) + tail)
 
 
-def _grid(x: _Axis, y: _Axis) -> list[str]:
+def _x_grid(x: _Axis, left: float, height: float) -> list[str]:
+    """Vertical grid lines with their tick labels under the plot area."""
     out = []
     for tick in x.ticks():
         px = x(tick)
-        if _LEFT <= px <= _W - _RIGHT:
+        if left <= px <= _W - _RIGHT:
             out.append(
                 f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{_TOP}" '
-                f'y2="{_H - _BOTTOM}" class="grid"/>'
-                f'<text x="{px:.1f}" y="{_H - _BOTTOM + 16}" '
+                f'y2="{height - _BOTTOM}" class="grid"/>'
+                f'<text x="{px:.1f}" y="{height - _BOTTOM + 16}" '
                 f'text-anchor="middle" class="tick">{_fmt(tick)}</text>'
             )
+    return out
+
+
+def _grid(x: _Axis, y: _Axis) -> list[str]:
+    out = _x_grid(x, _LEFT, _H)
     for tick in y.ticks():
         py = y(tick)
         if _TOP <= py <= _H - _BOTTOM:
@@ -187,16 +193,7 @@ def ranges(items: Sequence[Range], *, x_label: str, title: str) -> Markup:
     values = [v for r in shown for v in (r.q10, r.q90)]
     left = 200  # room for the labels
     x = _Axis(values, left, _W - _RIGHT, False)
-    body = []
-    for tick in x.ticks():
-        px = x(tick)
-        if left <= px <= _W - _RIGHT:
-            body.append(
-                f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{_TOP}" '
-                f'y2="{height - _BOTTOM}" class="grid"/>'
-                f'<text x="{px:.1f}" y="{height - _BOTTOM + 16}" '
-                f'text-anchor="middle" class="tick">{_fmt(tick)}</text>'
-            )
+    body = _x_grid(x, left, height)
     for i, item in enumerate(shown):
         cy = _TOP + row_h * i + row_h / 2
         tip = (

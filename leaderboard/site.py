@@ -46,6 +46,7 @@ __all__ = ["build_site", "harness_render"]
 STATIC = Path(__file__).parent / "static"
 HARDNESS_AXIS = "negative score - positive score"
 _SAFE_NAME = re.compile(r"[a-z0-9_-]+")
+PAGE_FOLDERS = ("family", "task", "method", "run")
 #: render pages in forked workers from this many pages on (one per run)
 PARALLEL_FROM = 2000
 #: metrics shown next to the main metric on a task page
@@ -91,8 +92,7 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 def _hardness(label: str, diagnostics: dict[str, Any], href: str = "") -> Range:
     def get(q: str) -> float:
-        value = diagnostics.get(f"hardness_gap_{q}")
-        return float("nan") if value is None else float(value)
+        return _num(diagnostics.get(f"hardness_gap_{q}"))
 
     return Range(
         label=label,
@@ -141,12 +141,12 @@ class _Site:
         html = self.env.get_template(template).render(
             root=root, **self.common, **context
         )
-        target = self.out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(html, encoding="utf-8")
+        (self.out / path).write_text(html, encoding="utf-8")
 
     def build(self) -> None:
         shutil.copytree(STATIC, self.out / "static", dirs_exist_ok=True)
+        for folder in PAGE_FOLDERS:  # once, not once per page
+            (self.out / folder).mkdir(exist_ok=True)
         self.index()
         for family in self.data["families"]:
             self.family(family)
