@@ -12,6 +12,8 @@ per second of training time; MRR = mean +- std over the seeds.
         [--dataset umls] [--epochs 40] [--batch-size 256] [--negatives 32] \
         [--seeds 3]
 
+Both sides run with the same glibc malloc settings (harness.allocator).
+
 Goal (issue #4): negbench >= 3x PyKEEN's throughput at equal MRR (+-0.01).
 """
 
@@ -144,6 +146,11 @@ def main() -> None:
     if not os.environ.get("HARNESS_DATA_DIR"):
         sys.exit("set HARNESS_DATA_DIR to the datasets folder")
     torch.set_num_threads(int(os.environ.get("HARNESS_TORCH_THREADS", "2")))
+    # PyKEEN gets the malloc settings harness workers run with, so neither
+    # side lands on glibc's slow path (see harness.allocator)
+    from harness.allocator import keep_freed_memory
+
+    keep_freed_memory()
     from negbench_plugins.tasks.kg_data import read_graph
 
     facts = len(

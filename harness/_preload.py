@@ -2,7 +2,8 @@
 
 Workers are forked from the server, so whatever is imported (and compiled)
 here is inherited for free: torch, faiss, and ranx's numba-compiled metrics,
-which would otherwise cost every worker a second or more.
+which would otherwise cost every worker a second or more; and the malloc
+settings of :mod:`harness.allocator`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import numpy  # noqa: F401
 import torch
 
 from . import context, metrics, runner  # noqa: F401
+from .allocator import keep_freed_memory
+
+keep_freed_memory()  # inherited by every forked worker
 
 with contextlib.suppress(ImportError):
     import faiss  # noqa: F401

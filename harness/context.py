@@ -35,8 +35,6 @@ __all__ = ["ComponentRef", "Diagnostics", "RunContext"]
 
 #: cap on stored per-negative values; beyond it a reservoir sample is kept
 _RESERVOIR = 200_000
-#: cap on the values one call adds (a step with every label of 256 examples)
-_PER_CALL = 20_000
 
 
 @dataclass(slots=True)
@@ -48,24 +46,53 @@ class ComponentRef:
     plugin: str
 
 
+class Reservoir:
+    """A uniform sample of at most ``size`` of all the values ever added.
+
+    Vitter's Algorithm R (ACM TOMS 1985), vectorised over each added chunk:
+    the i-th value seen (0-based) replaces a random slot with probability
+    size / (i + 1), so every value of the run is equally likely to be kept,
+    early training steps as much as late ones.
+    """
+
+    def __init__(self, size: int, rng: np.random.Generator) -> None:
+        self.buffer = np.empty(size, dtype=np.float32)
+        self.seen = 0
+        self._rng = rng
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.buffer[: min(self.seen, len(self.buffer))]
+
+    def add(self, new: np.ndarray) -> None:
+        size = len(self.buffer)
+        room = max(size - self.seen, 0)
+        if room:
+            head = new[:room]
+            self.buffer[self.seen : self.seen + len(head)] = head
+            self.seen += len(head)
+            new = new[room:]
+        if len(new):
+            index = self.seen + np.arange(1, len(new) + 1)
+            slot = (self._rng.random(len(new)) * index).astype(np.int64)
+            kept = slot < size
+            self.buffer[slot[kept]] = new[kept]
+            self.seen += len(new)
+
+
 class Diagnostics:
     """Accumulates what the sampled negatives looked like over a run."""
 
     def __init__(self, seed: int) -> None:
-        self._values: dict[str, list[np.ndarray]] = defaultdict(list)
+        rng = np.random.default_rng(seed)
+        self._values: dict[str, Reservoir] = defaultdict(
+            lambda: Reservoir(_RESERVOIR, rng)
+        )
         self._counts: dict[str, float] = defaultdict(float)
-        self._rng = np.random.default_rng(seed)
         self.extra: dict[str, float] = {}
 
     def add_values(self, key: str, values: torch.Tensor) -> None:
-        array = values.detach().float().cpu().numpy().ravel()
-        if len(array) > _PER_CALL:  # a uniform sample of a huge step is plenty
-            array = self._rng.choice(array, _PER_CALL, replace=False)
-        self._values[key].append(array)
-        total = sum(len(a) for a in self._values[key])
-        if total > 2 * _RESERVOIR:  # keep memory bounded on long runs
-            merged = np.concatenate(self._values[key])
-            self._values[key] = [self._rng.choice(merged, _RESERVOIR, replace=False)]
+        self._values[key].add(values.detach().float().cpu().numpy().ravel())
 
     def count(self, key: str, amount: float) -> None:
         self._counts[key] += amount
@@ -103,8 +130,8 @@ class Diagnostics:
     def summary(self) -> dict[str, float]:
         """Quantiles of every recorded value, counts, and the derived rates."""
         out: dict[str, float] = {}
-        for key, chunks in self._values.items():
-            merged = np.concatenate(chunks)
+        for key, reservoir in self._values.items():
+            merged = reservoir.values
             if merged.size == 0:
                 continue
             for q in (10, 50, 90):
@@ -325,8 +352,8 @@ class RunContext:
                 "sampler", f"returned dtype {chosen.dtype}, not integer"
             )
         chosen = chosen.long().to(batch.candidate_ids.device)
-        if chosen.numel() and (
-            chosen.min() < 0 or chosen.max() >= batch.num_candidates
+        if chosen.numel() and not bool(
+            ((chosen >= 0) & (chosen < batch.num_candidates)).all()
         ):
             raise self.violation(
                 "sampler",
@@ -363,7 +390,8 @@ class RunContext:
             keep = first_occurrence(chosen)
         if used is not None:
             keep &= used.to(device=chosen.device, dtype=torch.bool)
-        if not bool(keep.any()):
+        kept = float(keep.sum())
+        if not kept:
             return
         if scored:
             scores = batch.scores.gather(1, chosen)
@@ -371,15 +399,16 @@ class RunContext:
             d.add_values("hardness_gap", gaps[keep])
         if ranks is not None:
             d.add_values("neg_rank", ranks.gather(1, chosen).float()[keep])
-        d.count("negatives_sampled", float(keep.sum()))
+        d.count("negatives_sampled", kept)
         if labelled is not None:
-            d.count("known_fn_hits", float(labelled.gather(1, chosen)[keep].sum()))
-            d.count("known_fn_checked", float(keep.sum()))
+            hits = labelled.gather(1, chosen) & keep
+            d.count("known_fn_hits", float(hits.sum()))
+            d.count("known_fn_checked", kept)
         if oracle is not None:
             key = "fn" if exact else "fn_lower_bound"
             truly_false = oracle.gather(1, chosen) & keep
             d.count(f"{key}_hits", float(truly_false.sum()))
-            d.count(f"{key}_checked", float(keep.sum()))
+            d.count(f"{key}_checked", kept)
             if answer.suspected is not None and exact:
                 # how good the sampler's own false-negative detection is
                 flagged = answer.suspected.to(truly_false.device) & keep

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from .allocator import keep_freed_memory
 from .context import RunContext
 from .data import DataLocator
 from .plugin import PluginHost, PluginOptions, make_plugin_host
@@ -195,6 +196,7 @@ class Executor:
         self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
     ) -> None:
         host = self.host or make_plugin_host(self.config.plugin_options)
+        keep_freed_memory()
         for run in runs:
             result = run_one(
                 host,

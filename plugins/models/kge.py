@@ -10,13 +10,14 @@ PyKEEN's (which the tests check by copying weights across):
 * ``rotate``: ``-||h * r - t||_2`` with ``|r_i| = 1`` (Sun et al., ICLR 2019).
 
 Complex vectors are stored as ``(..., dim, 2)`` real pairs, PyKEEN's layout.
-Entity and relation tables are plain (dense-gradient) ``nn.Embedding``s.
+Entity and relation tables are ``nn.Embedding`` weights with dense gradients,
+looked up through :class:`_Lookup`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +25,65 @@ from torch import nn
 from harness import KGEModel, hookimpl
 
 __all__ = ["ComplEx", "DistMult", "RotatE", "TransE"]
+
+
+class _Lookup(torch.autograd.Function):
+    """``table[ids]`` whose backward is one ``index_add_``.
+
+    ``nn.Embedding``'s CPU backward is about 4x slower than ``index_add_`` for
+    a negative-sampling batch (thousands of ids over a few hundred rows), and
+    at dimension 64 the lookups' backward was a fifth of a training step.
+    Same gradient, same order of additions (deterministic on the CPU).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.rows = table.shape[0]
+        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (ids,) = ctx.saved_tensors
+        width = grad.shape[-1]
+        table_grad = grad.new_zeros(ctx.rows, width)
+        table_grad.index_add_(0, ids.reshape(-1), grad.reshape(-1, width))
+        return table_grad, None
+
+
+class _NegativeL1(torch.autograd.Function):
+    """``-||h + r - t||_1`` over broadcast shapes, with a hand-written backward.
+
+    Autograd's version keeps four (B, K, D) intermediates and runs seven
+    passes over them; this one keeps the difference and runs four, which
+    halves TransE's scoring time on the CPU.  Same values and gradients.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
+        difference = (h + r) - t
+        ctx.save_for_backward(difference)
+        ctx.shapes = h.shape, r.shape, t.shape
+        return difference.abs().sum(dim=-1).neg_()
+
+    @staticmethod
+    def backward(
+        ctx: Any, grad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        (difference,) = ctx.saved_tensors
+        h_shape, r_shape, t_shape = ctx.shapes
+        toward_t = torch.sign(difference).mul_(grad[..., None])  # d score / d t
+        toward_h = toward_t.sum_to_size(h_shape).neg()  # d score / d h = -that
+        toward_r = (
+            toward_h if r_shape == h_shape else toward_t.sum_to_size(r_shape).neg()
+        )
+        return toward_h, toward_r, toward_t.sum_to_size(t_shape)
+
+
+def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    return _Lookup.apply(table.weight, ids)  # type: ignore[no-any-return]
 
 
 class _Embedding(KGEModel):
@@ -74,7 +134,9 @@ class _Embedding(KGEModel):
     ) -> torch.Tensor:
         entity, relation = self.tables()
         return self.interaction(
-            entity(heads)[:, None], relation(relations)[:, None], entity(tails)
+            _lookup(entity, heads)[:, None],
+            _lookup(relation, relations)[:, None],
+            _lookup(entity, tails),
         )
 
     def score_shared(
@@ -84,8 +146,10 @@ class _Embedding(KGEModel):
         tails: torch.Tensor | None = None,
     ) -> torch.Tensor:
         entity, relation = self.tables()
-        candidates = entity.weight if tails is None else entity(tails)
-        return self.all_tails(entity(heads), relation(relations), candidates)
+        candidates = entity.weight if tails is None else _lookup(entity, tails)
+        return self.all_tails(
+            _lookup(entity, heads), _lookup(relation, relations), candidates
+        )
 
     def interaction(
         self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor
@@ -122,10 +186,9 @@ class TransE(_Embedding):
     def interaction(
         self, h: torch.Tensor, r: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        diff = h + r - t
-        if self.p == 1:  # abs().sum() is ~9x faster than vector_norm(ord=1) on CPU
-            return -diff.abs().sum(dim=-1)
-        distance: torch.Tensor = torch.linalg.vector_norm(diff, ord=2, dim=-1)
+        if self.p == 1:  # ~9x faster than vector_norm(ord=1) on the CPU
+            return _NegativeL1.apply(h, r, t)  # type: ignore[no-any-return]
+        distance: torch.Tensor = torch.linalg.vector_norm(h + r - t, ord=2, dim=-1)
         return -distance
 
     def all_tails(

@@ -208,7 +208,10 @@ class _Step:
         return hop2.gather(1, ids) > 0
 
     def _quota(self, facts: torch.Tensor) -> torch.Tensor | None:
-        """Columns each row keeps under a side split. shape: (2B, K) bool or None."""
+        """Columns each row keeps under a side split: a prefix of each row.
+
+        shape: (2B, K) bool, or None without a side split.
+        """
         assert self.sampler is not None
         if self.sampler.sides == "both" or self.k == 0:
             return None
@@ -282,6 +285,11 @@ class _Step:
                 pool_scored=self.score_pool,
             )
             negative_ids = ids.gather(1, negatives.positions)
+        if used is not None and len(used):
+            # a side split keeps a prefix of each row's columns (see _quota):
+            # scoring stops at the longest prefix, about half of K
+            width = int(used.sum(dim=1).max())
+            negative_ids, used = negative_ids[:, :width], used[:, :width]
         scored = self._score(rows, negative_ids, negatives, used)
         if negatives is not None and not self.score_pool:
             # hardness of exactly the negatives trained, from the loss's scores
@@ -301,25 +309,15 @@ class _Step:
     ) -> ScoredBatch:
         n = len(rows)
         heads, relations, answers = rows[:, 0], rows[:, 1], rows[:, 2]
-        if used is None:  # positive and negatives in one scoring call
-            both = self._pairs(rows, torch.cat([answers[:, None], negative_ids], 1))
-            positive, negative = both[:, 0], both[:, 1:]
-        else:  # a side split: score only the columns kept (about half)
-            row, col = used.nonzero(as_tuple=True)
-            flat = self._pairs(
-                torch.cat([rows, rows[row]]),
-                torch.cat([answers, negative_ids[row, col]])[:, None],
-            )[:, 0]
-            positive = flat[:n]
-            negative = torch.zeros(
-                negative_ids.shape, dtype=flat.dtype, device=flat.device
-            ).index_put((row.to(flat.device), col.to(flat.device)), flat[n:])
-        columns = [negative]
+        # positive and negatives in one call: head and relation looked up once
+        both = self._pairs(rows, torch.cat([answers[:, None], negative_ids], 1))
+        positive = both[:, 0]
+        columns = [both[:, 1:]]
         masks = [
             torch.ones(negative_ids.shape, dtype=torch.bool) if used is None else used
         ]
         suspected = [
-            negatives.suspected
+            negatives.suspected[:, : negative_ids.shape[1]]
             if negatives is not None and negatives.suspected is not None
             else torch.zeros(negative_ids.shape, dtype=torch.bool)
         ]

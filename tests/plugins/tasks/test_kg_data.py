@@ -10,8 +10,10 @@ import torch
 
 from harness.data import DataLocator
 from harness.errors import DataError
+from negbench_plugins.tasks import kg_data
 from negbench_plugins.tasks.kg_data import (
     SOURCES,
+    FactIndex,
     both_directions,
     read_graph,
     relation_head_probability,
@@ -45,8 +47,12 @@ def test_wn18rr_reads_the_gzipped_train_split(data_dir: Path) -> None:
     assert graph.num_relations == 11
 
 
-def test_fact_index_agrees_with_python_sets(nations) -> None:
-    facts, r = nations.facts, nations.num_relations
+@pytest.mark.parametrize("dense", [True, False], ids=["bitmap", "sorted-keys"])
+def test_fact_index_agrees_with_python_sets(nations, dense, monkeypatch) -> None:
+    if not dense:  # the binary-search path that large graphs take
+        monkeypatch.setattr(kg_data, "DENSE_KEY_SPACE", 0)
+    facts, r = FactIndex(nations), nations.num_relations
+    assert (facts.train.bitmap is not None) == dense
     train = {tuple(row) for row in both_directions(nations.train, r).tolist()}
     held = {
         tuple(row)
