@@ -8,6 +8,7 @@ is an internal error with a traceback (exit 3).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -374,6 +375,10 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
             per_item = store.per_item_of_runs(extra_metrics=("cosine", "gold"))
         for result in results:
             result.per_item = per_item.get(result.run_id, {})
+    # the runs live until the build ends: in the permanent generation, the
+    # garbage collector stops walking their millions of objects on every
+    # collection the ranking and rendering trigger (a 10,000-run build: ~1 s)
+    gc.freeze()
     local = {r.run_id for r in results}
     submissions = submissions_dir_for(args.store)
     submitted = [

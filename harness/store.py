@@ -1,7 +1,10 @@
 """SQLite result store (stdlib ``sqlite3``, WAL) and the plugin that feeds it.
 
 One database file holds every run: its config, status, error, timings,
-environment, metrics, diagnostics and per-item scores.  A run is written in a
+environment, metrics, diagnostics and per-item scores (one row per run and
+metric: the item ids as a JSON list, their values as little-endian float64,
+so that reading a 10,000-run store's scores is one row per run, not one per
+query).  A run is written in a
 single transaction, so a process killed at any moment (``kill -9``) leaves
 either the whole run or nothing; WAL mode lets readers (``harness results``)
 work while a bench writes.  Only the main process writes.
@@ -17,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import UsageError
 from .plugin import hookimpl
 from .types import RunResult
@@ -28,7 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STORE", "ResultStore"]
 
 DEFAULT_STORE = Path("harness-results") / "results.db"
-SCHEMA = 1
+SCHEMA = 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -42,12 +47,15 @@ CREATE TABLE IF NOT EXISTS runs (
     record TEXT NOT NULL             -- the full RunResult as JSON (no per-item)
 );
 CREATE INDEX IF NOT EXISTS runs_task ON runs(task, model, loss, sampler);
-CREATE TABLE IF NOT EXISTS per_item (
+CREATE TABLE IF NOT EXISTS item_scores (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    metric TEXT NOT NULL, item TEXT NOT NULL, value REAL NOT NULL,
-    PRIMARY KEY (run_id, metric, item)
-) WITHOUT ROWID;
+    metric TEXT NOT NULL,
+    items TEXT NOT NULL,             -- JSON list of item ids
+    item_values BLOB NOT NULL,       -- float64 little-endian, one per item
+    PRIMARY KEY (run_id, metric)
+);
 """
+_VALUES = "<f8"
 
 
 class ResultStore:
@@ -73,6 +81,8 @@ class ResultStore:
                 )
             with self._db:
                 self._db.executescript(_DDL)
+                if version == 1:
+                    _migrate_from_1(self._db)
                 self._db.execute(f"PRAGMA user_version = {SCHEMA}")
         except sqlite3.DatabaseError as exc:
             raise UsageError(
@@ -95,13 +105,14 @@ class ResultStore:
         """Insert or replace one run atomically (run row and per-item scores)."""
         record = json.dumps(result.to_dict(per_item=False), sort_keys=True)
         rows = [
-            (result.run_id, metric, item, value)
+            (result.run_id, metric, *_pack(values))
             for metric, values in result.per_item.items()
-            for item, value in values.items()
         ]
         spec = result.spec
         with self._db:  # one transaction: all or nothing
-            self._db.execute("DELETE FROM per_item WHERE run_id = ?", (result.run_id,))
+            self._db.execute(
+                "DELETE FROM item_scores WHERE run_id = ?", (result.run_id,)
+            )
             self._db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -122,7 +133,7 @@ class ResultStore:
                     record,
                 ),
             )
-            self._db.executemany("INSERT INTO per_item VALUES (?,?,?,?)", rows)
+            self._db.executemany("INSERT INTO item_scores VALUES (?,?,?,?)", rows)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -192,27 +203,56 @@ class ResultStore:
         :returns: run_id -> metric -> item -> value.
         """
         marks = ",".join("?" * len(extra_metrics))
-        extra = f" OR p.metric IN ({marks})" if extra_metrics else ""
+        extra = f" OR s.metric IN ({marks})" if extra_metrics else ""
         rows = self._db.execute(
-            "SELECT p.run_id, p.metric, p.item, p.value FROM per_item p "
-            "JOIN runs r ON r.run_id = p.run_id "
-            f"WHERE p.metric = r.main_metric{extra} ORDER BY p.run_id, p.metric",
+            "SELECT s.run_id, s.metric, s.items, s.item_values FROM item_scores s "
+            "JOIN runs r ON r.run_id = s.run_id "
+            f"WHERE s.metric = r.main_metric{extra}",
             list(extra_metrics),
         )
         out: dict[str, dict[str, dict[str, float]]] = {}
-        # grouped in primary-key order: one dict build per (run, metric), not
-        # a chain of lookups per row (a 10,000-run store has millions)
-        for (run_id, metric), group in itertools.groupby(rows, key=_run_and_metric):
-            out.setdefault(run_id, {})[metric] = {row[2]: row[3] for row in group}
+        for run_id, metric, items, values in rows:
+            out.setdefault(run_id, {})[metric] = _unpack(items, values)
         return out
 
     def per_item(self, run_id: str) -> dict[str, dict[str, float]]:
-        out: dict[str, dict[str, float]] = {}
-        for metric, item, value in self._db.execute(
-            "SELECT metric, item, value FROM per_item WHERE run_id = ?", (run_id,)
-        ):
-            out.setdefault(metric, {})[item] = value
-        return out
+        return {
+            metric: _unpack(items, values)
+            for metric, items, values in self._db.execute(
+                "SELECT metric, items, item_values FROM item_scores WHERE run_id = ?",
+                (run_id,),
+            )
+        }
+
+
+def _pack(values: dict[str, float]) -> tuple[str, bytes]:
+    """One metric's per-item scores as (JSON list of ids, float64 bytes)."""
+    array = np.fromiter(values.values(), dtype=_VALUES, count=len(values))
+    return json.dumps(list(values)), array.tobytes()
+
+
+def _unpack(items: str, values: bytes) -> dict[str, float]:
+    return dict(
+        zip(
+            json.loads(items),
+            np.frombuffer(values, dtype=_VALUES).tolist(),
+            strict=True,
+        )
+    )
+
+
+def _migrate_from_1(db: sqlite3.Connection) -> None:
+    """Schema 1 kept one row per (run, metric, item): pack each run's metric
+    into one row, values bit for bit, inside the caller's transaction."""
+    rows = db.execute(
+        "SELECT run_id, metric, item, value FROM per_item ORDER BY run_id, metric"
+    )
+    packed = [
+        (run_id, metric, *_pack({row[2]: row[3] for row in group}))
+        for (run_id, metric), group in itertools.groupby(rows, key=_run_and_metric)
+    ]
+    db.executemany("INSERT INTO item_scores VALUES (?,?,?,?)", packed)
+    db.execute("DROP TABLE per_item")
 
 
 _run_and_metric = operator.itemgetter(0, 1)

@@ -68,26 +68,33 @@ def _environment() -> Environment:
     return env
 
 
-def _seconds(value: float | None) -> str:
+# The three filters below return Markup: their output is digits, signs and
+# separators only, and skipping the escaper for every number cell of 10,000
+# run pages saves about a second of a big build.
+
+
+def _seconds(value: float | None) -> Markup:
     if value is None:
-        return "—"
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}"
+        return Markup("—")
+    return Markup(f"{value:.2f}" if value < 10 else f"{value:.1f}")
 
 
 def _data_v(value: Any) -> Markup:
     """The value a sortable table sorts the cell by (none: sorted last)."""
     if value is None:
         return Markup("")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Markup(f' data-v="{value!r}"')  # digits, '.', '-', 'e', inf, nan
     return Markup(' data-v="{}"').format(value)
 
 
-def _number(value: float | None, digits: int = 4) -> str:
+def _number(value: float | None, digits: int = 4) -> Markup:
     """Fixed decimals for scores; counts (whole numbers >= 1000) as integers."""
     if value is None:
-        return "—"
+        return Markup("—")
     if float(value).is_integer() and abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
+        return Markup(f"{value:,.0f}")
+    return Markup(f"{value:.{digits}f}")
 
 
 def _hardness(label: str, diagnostics: dict[str, Any], href: str = "") -> Range:

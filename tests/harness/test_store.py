@@ -154,7 +154,7 @@ def test_save_same_run_id_replaces(tmp_path: Path):
         # replaced, not merged with the q1/q2 rows of the previous save
         assert results[0].per_item == {"ndcg@10": {"q3": 0.5}}
     assert count(path, "runs", "r1") == 1
-    assert count(path, "per_item", "r1") == 1
+    assert count(path, "item_scores", "r1") == 1
 
 
 def test_completed_returns_only_ok_ids(store: ResultStore):
@@ -236,6 +236,40 @@ def test_newer_schema_is_a_usage_error(tmp_path: Path):
     assert str(path) in str(info.value)
 
 
+def test_schema_1_store_is_migrated_bit_for_bit(tmp_path: Path):
+    """A store written by schema 1 (one row per item) opens as schema 2 with
+    every per-item value unchanged and nothing else touched."""
+    path = tmp_path / "results.db"
+    with ResultStore(path) as store:
+        store.save(full_result())
+        store.save(make_result("r2", seed=1, per_item={"ndcg@10": {"a": 0.1}}))
+        record = store._db.execute("SELECT record FROM runs").fetchall()
+    values = {"q1": 1 / 3, "q2": 1e-300, "q3": 0.1 + 0.2}
+    db = sqlite3.connect(path)
+    with db:  # rewrite the per-item scores as schema 1 stored them
+        db.execute("DROP TABLE item_scores")
+        db.execute(
+            "CREATE TABLE per_item (run_id TEXT NOT NULL, metric TEXT NOT NULL, "
+            "item TEXT NOT NULL, value REAL NOT NULL, "
+            "PRIMARY KEY (run_id, metric, item)) WITHOUT ROWID"
+        )
+        rows = [("r-full", "ndcg@10", item, value) for item, value in values.items()]
+        rows += [("r-full", "recall@100", "q1", 1.0), ("r2", "ndcg@10", "a", 0.1)]
+        db.executemany("INSERT INTO per_item VALUES (?,?,?,?)", rows)
+        db.execute("PRAGMA user_version = 1")
+    db.close()
+    with ResultStore(path) as store:
+        migrated = store.per_item("r-full")
+        assert migrated["recall@100"] == {"q1": 1.0}
+        assert list(migrated["ndcg@10"]) == ["q1", "q2", "q3"]
+        assert migrated["ndcg@10"] == values  # float equality: bit for bit
+        assert store.per_item("r2") == {"ndcg@10": {"a": 0.1}}
+        assert store._db.execute("SELECT record FROM runs").fetchall() == record
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == 2
+        tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
+        assert "per_item" not in tables
+
+
 def test_create_false_on_missing_path(tmp_path: Path):
     path = tmp_path / "nowhere" / "results.db"
     with pytest.raises(UsageError) as info:
@@ -263,14 +297,14 @@ def test_failed_save_keeps_the_previous_version(tmp_path: Path):
             "r1", score=0.25, per_item={"ndcg@10": {"q1": 1.0, "q2": 0.0}}
         )
         store.save(before)
-        # the runs row is replaced before the per-item rows are inserted; an
-        # unbindable value makes executemany fail half-way through the save
+        # a per-item value that is not a number fails the save (before its
+        # transaction; a failure inside it: test_crash_in_executemany_rolls_back)
         broken = make_result(
             "r1",
             score=0.75,
             per_item={"ndcg@10": {"q1": 0.5, "q2": object(), "q3": 1.0}},
         )
-        with pytest.raises(sqlite3.Error):
+        with pytest.raises(TypeError):
             store.save(broken)
         [loaded] = store.load(per_item=True)
         assert loaded.to_dict() == before.to_dict()
@@ -289,12 +323,12 @@ def test_failed_save_of_a_new_run_leaves_nothing(tmp_path: Path):
     with ResultStore(path) as store:
         store.save(make_result("other"))
         broken = make_result("new", per_item={"ndcg@10": {"q1": 1.0, "q2": object()}})
-        with pytest.raises(sqlite3.Error):
+        with pytest.raises(TypeError):
             store.save(broken)
         assert [r.run_id for r in store.load()] == ["other"]
         assert store.completed(["new"]) == set()
     assert count(path, "runs", "new") == 0
-    assert count(path, "per_item", "new") == 0
+    assert count(path, "item_scores", "new") == 0
 
 
 def test_crash_in_executemany_rolls_back(
