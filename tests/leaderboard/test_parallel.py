@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from negbench_leaderboard.parallel import fork_map
 
@@ -15,7 +16,9 @@ def test_forked_results_equal_the_sequential_ones_in_order():
     items = list(range(101))
     forked = fork_map(_square_and_pid, items, min_items=1)
     assert [value for value, _ in forked] == [x * x for x in items]
-    if (os.cpu_count() or 1) > 1:  # the work really left this process
+    # the work really left this process, unless a thread another test left
+    # running makes fork_map stay in process (by design: see the test below)
+    if (os.cpu_count() or 1) > 1 and threading.active_count() == 1:
         assert {pid for _, pid in forked} - {os.getpid()}
 
 
@@ -25,8 +28,6 @@ def test_small_inputs_stay_in_process():
 
 
 def test_a_process_with_other_threads_does_not_fork():
-    import threading
-
     stop = threading.Event()
     worker = threading.Thread(target=stop.wait)
     worker.start()
