@@ -34,8 +34,23 @@ JSON_SCHEMA_VERSION = 2
 
 
 def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """``value`` with NaN/inf replaced by None (JSON has no such numbers).
+
+    Exact-type checks first: the board of 10,000 runs has ~600,000 values,
+    nearly all plain str/int/float, and ``type() is`` is several times
+    cheaper than ``isinstance`` against a union.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k: _clean(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_clean(v) for v in value]
+    if isinstance(value, float):  # numpy float64 and other subclasses
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

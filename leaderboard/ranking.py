@@ -332,9 +332,7 @@ def _overall_groups(
     Wilcoxon signed-rank test on their normalised scores over the tasks both
     ran (Demsar, JMLR 2006, recommends it for comparing methods over many
     data sets), Holm-corrected; too few shared tasks to test = tied."""
-    from scipy.stats import wilcoxon
-
-    from .significance import holm
+    from .significance import holm, wilcoxon_p
 
     raw = []
     for better, worse in itertools.pairwise(order):
@@ -343,7 +341,7 @@ def _overall_groups(
         if not any(diffs):  # no shared task, or identical everywhere
             raw.append(1.0)
             continue
-        raw.append(float(wilcoxon(diffs).pvalue))
+        raw.append(wilcoxon_p(diffs))
     adjusted = holm(raw)
     groups, p_next, group = {}, {}, 1
     for i, method in enumerate(order):

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
+from scipy import special
 
 __all__ = [
     "MethodSample",
@@ -55,6 +54,7 @@ __all__ = [
     "holm",
     "normalised_scores",
     "resampled_spearman",
+    "wilcoxon_p",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -332,25 +332,32 @@ def _degenerate_p(diff_mean: FloatArray) -> FloatArray:
     return np.where(diff_mean == 0.0, 1.0, 0.0)
 
 
+def _student_p(t: FloatArray, df: FloatArray) -> FloatArray:
+    """Two-sided p of Student t statistics: 2 * P(T_df <= -|t|).
+
+    The formula ``scipy.stats.t`` evaluates, through the same
+    ``scipy.special.stdtr``; importing ``scipy.stats`` itself would add
+    ~0.35 s to every build.  A nan t (0/0) stays nan for the caller.
+    """
+    p: FloatArray = np.minimum(2.0 * special.stdtr(df, -np.abs(t)), 1.0)
+    return p
+
+
 def _paired_t(control: FloatArray, treatment: FloatArray) -> FloatArray:
     """Two-sided paired t p-values for each column of (N, K) arrays.
 
     This is ranx ``compare``'s Student test: its ``paired_student_t_test``
     returns ``(p_value, p_value <= max_p)`` from ``scipy.stats.ttest_rel(...,
-    alternative="two-sided")`` (a test proves they agree).  Calling scipy
-    directly saves importing ranx and numba (~1 s) in every build; with the
-    default axis=0, one call on (N, K) arrays tests K pairs at once.
+    alternative="two-sided")``; computing the same statistic here saves
+    importing ranx and numba (~1 s) in every build (tests prove they agree).
     """
     n, k = control.shape
     diff = control - treatment
     if n < 2 or k == 0:  # no degrees of freedom, or nothing to compare
         return np.ones(k)
-    with warnings.catch_warnings():
-        # near-constant differences make scipy warn about precision loss;
-        # constant ones are handled below, so the warning adds nothing
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p_raw = stats.ttest_rel(control, treatment, alternative="two-sided").pvalue
-    p = np.atleast_1d(np.asarray(p_raw, dtype=np.float64)).copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = diff.mean(axis=0) / (diff.std(axis=0, ddof=1) / np.sqrt(n))
+    p = _student_p(t, np.full(k, n - 1.0))
     flat = (np.ptp(diff, axis=0) == 0.0) | np.isnan(p)
     p[flat] = _degenerate_p(diff.mean(axis=0))[flat]
     return p
@@ -373,8 +380,8 @@ def _bootstrap_p(point_diff: FloatArray, boot_diff: FloatArray) -> FloatArray:
 def _welch(a: Sequence[FloatArray], b: Sequence[FloatArray]) -> FloatArray:
     """Welch t p-values for pairs (a[k], b[k]) of seed-score vectors.
 
-    Pairs with the same seed counts go through one vectorised
-    ``scipy.stats.ttest_ind`` call.  Fewer than 2 seeds on a side: p = 1.
+    Pairs with the same seed counts are tested in one vectorised call.
+    Fewer than 2 seeds on a side: p = 1.
     """
     k = len(a)
     p = np.ones(k)
@@ -385,16 +392,112 @@ def _welch(a: Sequence[FloatArray], b: Sequence[FloatArray]) -> FloatArray:
     for idx in by_shape.values():
         xa = np.stack([a[i] for i in idx], axis=1)
         xb = np.stack([b[i] for i in idx], axis=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            res = stats.ttest_ind(xa, xb, axis=0, equal_var=False)
-        group_p = np.atleast_1d(np.asarray(res.pvalue, dtype=np.float64)).copy()
+        group_p = _welch_p(xa, xb)
         flat = (np.ptp(xa, axis=0) == 0.0) & (np.ptp(xb, axis=0) == 0.0)
         flat |= np.isnan(group_p)
         diff = xa.mean(axis=0) - xb.mean(axis=0)
         group_p[flat] = _degenerate_p(diff)[flat]
         p[idx] = group_p
     return p
+
+
+def _welch_p(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Welch's two-sided p for each column of (Na, K) and (Nb, K) arrays.
+
+    ``scipy.stats.ttest_ind(a, b, equal_var=False)``: t over the unpooled
+    standard error, Welch-Satterthwaite degrees of freedom (Welch, "The
+    generalization of Student's problem when several different population
+    variances are involved", Biometrika 34, 1947).
+    """
+    na, nb = a.shape[0], b.shape[0]
+    va, vb = a.var(axis=0, ddof=1) / na, b.var(axis=0, ddof=1) / nb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (a.mean(axis=0) - b.mean(axis=0)) / np.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    return _student_p(t, df)
+
+
+# --------------------------------------------------------------------------
+# Wilcoxon signed-rank (overall tie groups)
+# --------------------------------------------------------------------------
+
+
+@functools.cache
+def _signed_rank_pmf(n: int) -> FloatArray:
+    """P(W+ = w) for w = 0 .. n(n+1)/2 under H0, n untied non-zero ranks.
+
+    Each rank joins W+ with probability 1/2 independently, so the counts of
+    subsets per sum follow the product of (1 + x**r) for r = 1..n.  Counts
+    stay below 2**n <= 2**50 here, exact in float64.
+    """
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    top = 0
+    for r in range(1, n + 1):
+        counts[r : top + r + 1] += counts[: top + 1].copy()
+        top += r
+    pmf: FloatArray = counts / 2.0**n
+    return pmf
+
+
+def _average_ranks(values: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Average ranks (1-based) of values, and the sizes of the tie blocks."""
+    order = np.argsort(values, kind="stable")
+    sorted_values = values[order]
+    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+    sizes = np.diff(np.r_[starts, values.size])
+    block_rank = starts + (sizes + 1) / 2.0  # mean of positions start+1..start+size
+    ranks = np.empty(values.size)
+    ranks[order] = np.repeat(block_rank, sizes)
+    return ranks, sizes.astype(np.float64)
+
+
+def wilcoxon_p(differences: ArrayLike) -> float:
+    """Two-sided p of the Wilcoxon signed-rank test of paired differences.
+
+    Wilcoxon, "Individual comparisons by ranking methods", Biometrics
+    Bulletin 1(6), 1945.  Equal to ``scipy.stats.wilcoxon(d).pvalue`` with
+    its defaults (zero_method="wilcox": zeros are dropped; method="auto";
+    no continuity correction), whose rules it follows:
+
+    * no ties among |d| and no zeros, n <= 50: the exact null distribution,
+      p = 2 * min(P(W+ >= w), P(W+ <= w)), capped at 1;
+    * ties or zeros and n <= 13 (n counting zeros): the exact permutation
+      distribution over all sign flips, as ``scipy.stats.permutation_test``
+      enumerates it (with its relative tolerance of 100 eps for ties);
+    * otherwise the normal approximation with the tie-corrected variance.
+
+    A test (``tests/leaderboard/test_significance.py``) checks equality
+    against scipy on random inputs with ties and zeros.
+    """
+    d = np.asarray(differences, dtype=np.float64).ravel()
+    n_all = d.size
+    nonzero = d[d != 0.0]
+    count = nonzero.size
+    if count == 0:
+        return float("nan")  # scipy: nothing to rank
+    ranks, tie_sizes = _average_ranks(np.abs(nonzero))
+    w_plus = float(ranks[nonzero > 0].sum())
+    has_ties = bool((tie_sizes > 1).any())
+    if not has_ties and count == n_all and n_all <= 50:
+        pmf = _signed_rank_pmf(count)
+        mean = count * (count + 1) / 4.0
+        low, high = int(np.ceil(w_plus)), int(np.floor(w_plus))
+        cdf = pmf[: low + 1].sum() if low <= mean else 1 - pmf[low + 1 :].sum()
+        sf = pmf[high:].sum() if high <= mean else 1 - pmf[:high].sum()
+        return float(np.clip(2.0 * min(sf, cdf), 0.0, 1.0))
+    if n_all <= 13:
+        # every assignment of signs to the ranks, as a (2**count, count) mask
+        signs = (np.arange(2**count)[:, None] >> np.arange(count)) & 1
+        null = signs @ ranks
+        gamma = abs(np.finfo(np.float64).eps * 100 * w_plus)
+        less = np.count_nonzero(null <= w_plus + gamma) / null.size
+        greater = np.count_nonzero(null >= w_plus - gamma) / null.size
+        return float(min(1.0, 2.0 * min(less, greater)))
+    mean = count * (count + 1) / 4.0
+    ties = (tie_sizes**3 - tie_sizes).sum() / 2
+    z = (w_plus - mean) / np.sqrt((count * (count + 1) * (2 * count + 1) - ties) / 24)
+    return float(special.erfc(abs(z) / np.sqrt(2.0)))
 
 
 # --------------------------------------------------------------------------
@@ -534,11 +637,11 @@ def _seed_evidence(
 def _t_intervals(means: FloatArray, stds: FloatArray, sizes: IntArray) -> FloatArray:
     """(M, 2) Student-t intervals of the mean over seeds; a point for one seed.
 
-    One vectorised ``t.ppf`` call for all methods: per-method scipy calls
-    would dominate the run time of a 100-method task.
+    One vectorised quantile call (``scipy.stats.t.ppf``'s ``stdtrit``) for
+    all methods: per-method calls would dominate a 100-method task.
     """
-    df = np.maximum(sizes - 1, 1)
-    quantile = stats.t.ppf(0.5 + _CI_LEVEL / 2, df)
+    df = np.maximum(sizes - 1, 1).astype(np.float64)
+    quantile = special.stdtrit(df, 0.5 + _CI_LEVEL / 2)
     half = np.where(sizes > 1, quantile * stds / np.sqrt(sizes), 0.0)
     return np.column_stack([means - half, means + half])
 

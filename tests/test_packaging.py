@@ -64,6 +64,6 @@ def test_wheel_has_only_distinctive_top_level_packages(tmp_path):
     assert "negbench_plugins/samplers/simans.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
-        "harness = harness.cli:main"
+        "harness = harness.cli:console_main"
         in zipfile.ZipFile(wheel).read(entry_points).decode()
     )

@@ -350,6 +350,9 @@ def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path):
     )
     done = run_harness("leaderboard", "build", *TOY, "--out", str(tmp_path / "site"))
     assert done.returncode == 0, done.stderr
+    # the console command skips interpreter shutdown after a build: its
+    # message must still reach a pipe
+    assert "leaderboard of" in done.stdout
     site = tmp_path / "site"
     board = json.loads((site / "leaderboard.json").read_text())
     assert board["schema_version"] == 2

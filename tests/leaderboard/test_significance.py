@@ -11,10 +11,13 @@ from scipy import stats
 from negbench_leaderboard.significance import (
     MethodSample,
     MethodStats,
+    _t_intervals,
+    _welch_p,
     compare,
     holm,
     normalised_scores,
     resampled_spearman,
+    wilcoxon_p,
 )
 
 N_ITEMS = 300
@@ -442,3 +445,48 @@ def test_validation() -> None:
         compare([MethodSample("a", np.array([]))])
     with pytest.raises(ValueError, match="item_scores"):
         compare([MethodSample("a", np.array([1.0]), item_scores=np.ones(3))])
+
+
+def test_welch_p_equals_scipy_over_many_shapes() -> None:
+    rng = np.random.default_rng(7)
+    for na, nb in [(2, 2), (3, 5), (5, 3), (10, 10)]:
+        a, b = rng.normal(0.5, 0.1, (na, 20)), rng.normal(0.55, 0.2, (nb, 20))
+        expected = stats.ttest_ind(a, b, axis=0, equal_var=False).pvalue
+        np.testing.assert_allclose(_welch_p(a, b), expected, rtol=1e-12)
+
+
+def test_t_quantile_equals_scipy_t_ppf() -> None:
+    sizes = np.array([1, 2, 3, 5, 30])
+    stds = np.full(5, 0.1)
+    got = _t_intervals(np.zeros(5), stds, sizes)
+    df = np.maximum(sizes - 1, 1)
+    half = stats.t.ppf(0.975, df) * stds / np.sqrt(sizes)
+    np.testing.assert_allclose(got[:, 1], np.where(sizes > 1, half, 0.0), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# Wilcoxon signed-rank (the overall tie groups)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 13, 14, 30, 50, 51, 80])
+@pytest.mark.parametrize("kind", ["continuous", "ties", "zeros", "ties+zeros"])
+def test_wilcoxon_p_equals_scipy(n: int, kind: str) -> None:
+    """Every branch of scipy's method="auto": exact, sign-flip permutation
+    (n <= 13 with ties or zeros) and normal approximation with ties."""
+    rng = np.random.default_rng(n * 10 + len(kind))
+    # scipy enumerates 2**n sign flips per call in Python: few draws there
+    draws = 2 if kind != "continuous" and 9 <= n <= 13 else 20
+    for _ in range(draws):
+        if kind == "continuous":
+            d = rng.normal(0.1, 1.0, n)
+        else:  # few distinct magnitudes: ties among |d|, and zeros if asked
+            d = rng.integers(-3, 4, n) / 4.0
+            if kind == "ties":
+                d[d == 0] = 0.25
+            elif kind == "zeros":
+                d = np.where(d == 0, 0.0, rng.normal(0.1, 1.0, n))
+        if not d.any():
+            continue
+        expected = stats.wilcoxon(d).pvalue
+        assert wilcoxon_p(d) == pytest.approx(expected, rel=1e-10, abs=1e-15)
