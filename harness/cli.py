@@ -110,8 +110,25 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--jobs",
         type=int,
-        default=1,
-        help="runs in parallel worker processes (0 = inline, no isolation)",
+        help=(
+            "runs in parallel worker processes (default: one per GPU, else 1; "
+            "0 = inline, no isolation)"
+        ),
+    )
+    bench.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads per run (default: the cores divided by --jobs)",
+    )
+    bench.add_argument(
+        "--executor",
+        default="local",
+        help="'local' (default), 'ray' (needs negbench[ray]), or a plugin's",
+    )
+    bench.add_argument(
+        "--address",
+        help="with --executor ray: the cluster to join, e.g. 'auto' or "
+        "'ray://head:10001' (default: start a local Ray)",
     )
     bench.add_argument(
         "--timeout", type=float, help="seconds per run before it is failed"
@@ -221,8 +238,12 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
     from .config import Selections
     from .session import BenchOptions, Session
 
-    if args.jobs < 0:
+    if args.jobs is not None and args.jobs < 0:
         raise UsageError("--jobs must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be >= 1")
+    if args.address and args.executor != "ray":
+        raise UsageError("--address needs --executor ray")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
     host, plugin_options = _host(args)
@@ -235,6 +256,9 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         params=args.param,
         device=args.device,
         jobs=args.jobs,
+        threads=args.threads,
+        executor=args.executor,
+        address=args.address,
         timeout=args.timeout,
         rerun=args.rerun,
         store=args.store,

@@ -71,6 +71,11 @@ class DatasetSource:
     :param embedded: returns a folder holding a copy shipped inside an
         installed package (PyKEEN's Nations/UMLS/Kinship), or None; tried after
         the data dirs and the cache, before any download.
+    :param check: reads a located folder and raises
+        :class:`~harness.errors.DataError` on bad input.  Called in the main
+        process before any run starts (once per fingerprint: a marker under
+        ``<cache>/checked`` remembers a clean read), so a broken file stops
+        the session with one line instead of failing every run that reads it.
     """
 
     name: str
@@ -79,6 +84,7 @@ class DatasetSource:
     unpack: Callable[[Path, Path], None] | None = None
     how_to_get: str = ""
     embedded: Callable[[], Path | None] | None = None
+    check: Callable[[Path], object] | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -118,21 +124,27 @@ class DataLocator:
         for origin, folder in self._candidates(source):
             files = source.files(folder) if folder.is_dir() else None
             if files:
-                return DatasetRef(
-                    name=source.name,
-                    path=str(folder),
-                    sha256=fingerprint(folder, files),
-                    origin=origin,
+                return self._checked(
+                    source,
+                    DatasetRef(
+                        name=source.name,
+                        path=str(folder),
+                        sha256=fingerprint(folder, files),
+                        origin=origin,
+                    ),
                 )
         folder = self.download_dir / source.name
         problem = self._download(source, folder)
         files = source.files(folder) if problem is None else None
         if files:
-            return DatasetRef(
-                name=source.name,
-                path=str(folder),
-                sha256=fingerprint(folder, files),
-                origin="download",
+            return self._checked(
+                source,
+                DatasetRef(
+                    name=source.name,
+                    path=str(folder),
+                    sha256=fingerprint(folder, files),
+                    origin="download",
+                ),
             )
         searched = ", ".join(str(f) for _, f in self._candidates(source)) or "(none)"
         raise DatasetUnavailable(
@@ -148,12 +160,27 @@ class DataLocator:
                 f"dataset '{name}': {folder} is not a complete dataset folder. "
                 f"{source.how_to_get}".rstrip()
             )
-        return DatasetRef(
-            name=name,
-            path=str(folder),
-            sha256=fingerprint(folder, files),
-            origin="path",
+        return self._checked(
+            source,
+            DatasetRef(
+                name=name,
+                path=str(folder),
+                sha256=fingerprint(folder, files),
+                origin="path",
+            ),
         )
+
+    def _checked(self, source: DatasetSource, ref: DatasetRef) -> DatasetRef:
+        """Run ``source.check`` on a fingerprint not yet seen clean."""
+        if source.check is None:
+            return ref
+        marker = self.cache_dir / "checked" / f"{ref.sha256}-{source.name}"
+        if not marker.exists():
+            source.check(Path(ref.path))  # raises DataError
+            with contextlib.suppress(OSError):  # a read-only cache re-checks
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+        return ref
 
     def _candidates(self, source: DatasetSource) -> list[tuple[str, Path]]:
         found = [("data-dir", d / source.name) for d in self.data_dirs]

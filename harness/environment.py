@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -81,12 +82,16 @@ def _cpu_name() -> str:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    """Package versions, git commit, device and torch threads of this process."""
+    """What could change a run's numbers: package versions, git commit,
+    device, and torch's intra- and inter-op threads in this process."""
     env = dict(_static())
     env["device"] = str(device)
     if device.type == "cuda":
         env["device_name"] = torch.cuda.get_device_name(device)
+        # which physical GPU "cuda:0" was in a worker that sees only its own
+        env["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
     else:
         env["device_name"] = _cpu_name()
     env["torch_threads"] = torch.get_num_threads()
+    env["torch_interop_threads"] = torch.get_num_interop_threads()
     return env

@@ -1,4 +1,5 @@
-"""Execute runs: in worker processes (isolated, parallel, with timeouts) or inline.
+"""The ``local`` executor: runs in worker processes (isolated, parallel, with
+timeouts) on this machine, or inline.
 
 Each run gets its own worker process (started from a forkserver that has
 already imported torch, so a worker starts in milliseconds).  The worker
@@ -8,6 +9,11 @@ with phase updates for the progress display.  The main process enforces
 ``--timeout``, notices workers that die (segfault, out-of-memory kill) and
 turns both into failed results, so one bad run never takes the session down.
 Workers exit on their own if the main process disappears (``kill -9``).
+
+With several GPUs, one worker runs per GPU and sees only its own device
+(``CUDA_VISIBLE_DEVICES``), so a run's code can say ``cuda:0``.  Other
+engines (``harness.ray_executor``) implement the same :class:`RunExecutor`
+protocol and are chosen through the ``harness_executor`` hook.
 """
 
 from __future__ import annotations
@@ -24,17 +30,26 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from .allocator import keep_freed_memory
 from .context import RunContext
 from .data import DataLocator
-from .plugin import PluginHost, PluginOptions, make_plugin_host
+from .plugin import PluginHost, PluginOptions, hookimpl, make_plugin_host
 from .types import Run, RunResult
 
-__all__ = ["Executor", "WorkerConfig", "default_devices", "failed_result"]
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = [
+    "LocalExecutor",
+    "RunExecutor",
+    "WorkerConfig",
+    "default_devices",
+    "failed_result",
+]
 
 PhaseCallback = Callable[[Run, str, str], None]
 ResultCallback = Callable[[RunResult], None]
@@ -49,6 +64,37 @@ def default_devices(requested: str | None) -> list[str]:
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return ["cpu"]
+
+
+class RunExecutor(Protocol):
+    """What every executor does (the ``harness_executor`` hook returns one)."""
+
+    def run(
+        self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
+    ) -> None:
+        """Execute ``runs``; call ``on_result`` once per run, in this process,
+        as each finishes (a failed result if it could not finish), and
+        ``on_phase`` for progress where the engine can report it."""
+
+
+def visible_device(device: str, visible: str | None) -> tuple[str, str | None]:
+    """(device name inside the worker, ``CUDA_VISIBLE_DEVICES`` to set).
+
+    A worker for ``cuda:N`` sees only that GPU, as ``cuda:0``: a run that
+    allocates on "the" GPU cannot touch another run's.  If the user already
+    narrowed the GPUs (``CUDA_VISIBLE_DEVICES=2,3``), N indexes that list.
+    """
+    if not device.startswith("cuda:"):
+        return device, None
+    index = int(device.split(":", 1)[1])
+    if visible:
+        ids = [v.strip() for v in visible.split(",") if v.strip()]
+        if index >= len(ids):
+            raise ValueError(
+                f"{device} is not among CUDA_VISIBLE_DEVICES={visible!r}"
+            )
+        return "cuda:0", ids[index]
+    return "cuda:0", str(index)
 
 
 def failed_result(run: Run, error: str) -> RunResult:
@@ -70,6 +116,7 @@ class WorkerConfig:
 
     plugin_options: PluginOptions
     cache_dir: str
+    #: torch threads per run; 0 = the machine's cores divided by the jobs
     threads: int = 0
     #: the session's data search path, for tasks that locate more data in a run
     locator: DataLocator | None = None
@@ -147,6 +194,11 @@ def _worker_main(
     if config.threads:
         torch.set_num_threads(config.threads)
     report = _Throttled(conn)
+    # before anything initialises CUDA in this process (the forkserver never
+    # does): from here on the run sees its one GPU as cuda:0
+    device, visible = visible_device(device, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if visible is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
     try:
         host = make_plugin_host(config.plugin_options)
@@ -167,14 +219,17 @@ class _Active:
     device: str
     deadline: float | None
     result: RunResult | None = None
+    phase: str = ""  #: the last phase the worker reported
 
 
 @dataclass(slots=True, kw_only=True)
-class Executor:
+class LocalExecutor:
     """Runs a list of runs, ``jobs`` at a time, and reports as they finish.
 
     :param jobs: parallel worker processes; 0 runs inline in this process
-        (no isolation and no timeout; for debugging with pdb).
+        (no isolation and no timeout; for debugging with pdb).  Runs are
+        spread over ``devices`` (the least busy first): jobs = number of
+        GPUs runs one run per GPU.
     :param timeout: seconds per run, or None.
     """
 
@@ -285,8 +340,10 @@ class Executor:
                         if code is not None and code < 0
                         else f"exit code {code}"
                     )
+                    during = f" during {item.phase!r}" if item.phase else ""
                     item.result = failed_result(
-                        item.run, f"worker process died without a result ({how})"
+                        item.run,
+                        f"worker process died without a result ({how}){during}",
                     )
                 on_result(item.result)
 
@@ -297,9 +354,33 @@ class Executor:
             while item.conn.poll():
                 message = item.conn.recv()
                 if message[0] == "phase":
+                    item.phase = message[1]
                     on_phase(item.run, message[1], message[2])
                 elif message[0] == "result":
                     item.result = RunResult.from_dict(message[1])
         except (EOFError, OSError):
             return item.result is not None or not item.process.is_alive()
         return item.result is not None
+
+
+def default_jobs(requested: int | None, devices: Sequence[str]) -> int:
+    """``--jobs`` default: one run per GPU when there are GPUs, else one."""
+    if requested is not None:
+        return requested
+    gpus = sum(1 for d in devices if d.startswith("cuda"))
+    return max(1, gpus)
+
+
+@hookimpl(trylast=True)
+def harness_executor(session: Session, name: str) -> RunExecutor | None:
+    """The built-in ``local`` executor."""
+    if name != "local":
+        return None
+    devices = default_devices(session.options.device)
+    return LocalExecutor(
+        config=session.worker_config(),
+        jobs=default_jobs(session.options.jobs, devices),
+        timeout=session.options.timeout,
+        devices=devices,
+        host=session.host,
+    )

@@ -43,6 +43,7 @@ import pluggy
 if TYPE_CHECKING:
     from .components import Loss, Model, Sampler, Task
     from .context import RunContext
+    from .executor import RunExecutor
     from .session import Session
     from .types import Leaderboard, Run, RunResult, TaskInfo
 
@@ -123,6 +124,27 @@ def harness_session_start(session: Session, runs: Sequence[Run]) -> None:
 
     The built-in terminal reporter registers itself here (pytest's
     ``terminal.py`` pattern), so ``-p no:harness.terminal`` silences it.
+    """
+
+
+@hookspec(firstresult=True)
+def harness_executor(session: Session, name: str) -> RunExecutor | None:
+    """Return the executor that ``harness bench --executor NAME`` asked for.
+
+    :param session: the bench session: ``session.options`` holds ``jobs``,
+        ``threads``, ``timeout``, ``device`` and ``address``;
+        ``session.worker_config()`` is what a worker needs to rebuild the
+        plugin manager and find the data.
+    :param name: the ``--executor`` value (``local`` by default).
+    :returns: an object with ``run(runs, on_phase, on_result)`` (see
+        :class:`harness.executor.RunExecutor`), or None if ``name`` is not
+        yours.  ``on_result`` must be called exactly once per run, in the
+        main process, with a result or a failed result: never lose a run.
+
+    Stops at the first non-None answer.  Built-ins: ``local`` (worker
+    processes on this machine, one per GPU or ``--jobs N``) and ``ray``
+    (Ray tasks on a local or remote cluster, ``negbench[ray]``).  A plugin
+    can add another engine (Slurm through submitit, say) under its own name.
     """
 
 

@@ -55,6 +55,8 @@ HOOK_PREFIX = "harness_"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     # the host's own
     "harness.runner",
+    "harness.executor",
+    "harness.ray_executor",
     "harness.store",
     "harness.terminal",
     # tasks

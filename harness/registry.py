@@ -27,7 +27,7 @@ from .components import (
 from .errors import UsageError
 from .types import FAMILIES
 
-__all__ = ["Entry", "Registries", "Registry", "split_name"]
+__all__ = ["Entry", "Registries", "Registry", "plural", "split_name"]
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -118,7 +118,7 @@ class Registry(Generic[C]):
             )
             raise UsageError(
                 f"unknown {self.kind} '{name}'{suggestion} "
-                f"(`harness list {self.kind}s` shows them all)"
+                f"(`harness list {plural(self.kind)}` shows them all)"
             )
         if argument is not None and not getattr(entry.cls, "accepts_argument", False):
             raise UsageError(
@@ -157,3 +157,8 @@ class Registries:
 
     def __getitem__(self, kind: str) -> Registry[Any]:
         return self.by_kind[kind]
+
+
+def plural(kind: str) -> str:
+    """``loss`` -> ``losses``: the word ``harness list`` takes."""
+    return f"{kind}es" if kind.endswith("s") else f"{kind}s"

@@ -17,8 +17,8 @@ from rich.console import Console
 
 from .config import Selections, expand_matrix, load_suite, param_table_from_cli
 from .data import DataLocator
-from .errors import DatasetUnavailable, ExitCode, UsageError
-from .executor import Executor, WorkerConfig, default_devices
+from .errors import DataError, DatasetUnavailable, ExitCode, UsageError
+from .executor import WorkerConfig
 from .plugin import PluginHost, PluginOptions
 from .registry import split_name
 from .store import DEFAULT_STORE, ResultStore
@@ -36,7 +36,14 @@ class BenchOptions:
     seeds: int | None = None
     params: list[str] = field(default_factory=list)
     device: str | None = None
-    jobs: int = 1
+    #: parallel runs; None = one per GPU, or one on a CPU-only machine
+    jobs: int | None = None
+    #: torch threads per run; None = the executor's default
+    threads: int | None = None
+    #: which engine executes the runs (the ``harness_executor`` hook)
+    executor: str = "local"
+    #: the Ray cluster to join (``--address``); None starts a local one
+    address: str | None = None
     timeout: float | None = None
     rerun: bool = False
     store: Path = DEFAULT_STORE
@@ -121,6 +128,9 @@ class Session:
         except DatasetUnavailable as exc:
             self.notes.append(f"task '{spec.task}' skipped: {exc}")
             return None
+        except DataError as exc:
+            # bad data stops the session before any run: nothing is stored
+            raise UsageError(str(exc)) from None
         except (TypeError, ValueError) as exc:
             raise UsageError(
                 f"task '{spec.task}' (plugin {entry.plugin}): {exc}"
@@ -145,6 +155,13 @@ class Session:
         """Plan, execute and report; returns the exit status."""
         hook = self.host.hook
         runs = self.plan()
+        # before the store is touched: a wrong --executor claims no runs
+        executor = hook.harness_executor(session=self, name=self.options.executor)
+        if executor is None:
+            raise UsageError(
+                f"no plugin provides the executor '{self.options.executor}' "
+                "(built-in: local, ray)"
+            )
         self.store = ResultStore(self.options.store)
         try:
             hook.harness_modify_runs(session=self, runs=runs)
@@ -154,17 +171,6 @@ class Session:
                 hook.harness_session_finish(session=self, results=[])
                 return self.exitstatus
             hook.harness_session_start(session=self, runs=runs)
-            executor = Executor(
-                config=WorkerConfig(
-                    plugin_options=self.options.plugin_options,
-                    cache_dir=str(self.locator.cache_dir),
-                    locator=self.locator,
-                ),
-                jobs=self.options.jobs,
-                timeout=self.options.timeout,
-                devices=default_devices(self.options.device),
-                host=self.host,
-            )
             try:
                 executor.run(runs, self._on_phase, self._on_result)
             except KeyboardInterrupt:
@@ -175,6 +181,15 @@ class Session:
             return self.exitstatus
         finally:
             self.store.close()
+
+    def worker_config(self) -> WorkerConfig:
+        """What a worker process needs to execute this session's runs."""
+        return WorkerConfig(
+            plugin_options=self.options.plugin_options,
+            cache_dir=str(self.locator.cache_dir),
+            threads=self.options.threads or 0,
+            locator=self.locator,
+        )
 
     def _on_phase(self, run: Run, phase: str, detail: str) -> None:
         self.host.hook.harness_run_phase(

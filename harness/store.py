@@ -7,14 +7,23 @@ so that reading a 10,000-run store's scores is one row per run, not one per
 query).  A run is written in a
 single transaction, so a process killed at any moment (``kill -9``) leaves
 either the whole run or nothing; WAL mode lets readers (``harness results``)
-work while a bench writes.  Only the main process writes.
+work while a bench writes.  Only a session's main process writes.
+
+Several ``harness bench`` processes may share one store.  Each *claims* the
+runs it is about to execute (table ``claims``: host, pid) and skips runs
+another live process has claimed, so no run executes twice; storing a run
+releases its claim in the same transaction, and a claim whose process has
+died (``kill -9``) is taken over by the next session.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import operator
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -53,6 +62,10 @@ CREATE TABLE IF NOT EXISTS item_scores (
     items TEXT NOT NULL,             -- JSON list of item ids
     item_values BLOB NOT NULL,       -- float64 little-endian, one per item
     PRIMARY KEY (run_id, metric)
+);
+CREATE TABLE IF NOT EXISTS claims (  -- runs a live session is executing
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL, pid INTEGER NOT NULL, claimed_at TEXT NOT NULL
 );
 """
 _VALUES = "<f8"
@@ -134,6 +147,62 @@ class ResultStore:
                 ),
             )
             self._db.executemany("INSERT INTO item_scores VALUES (?,?,?,?)", rows)
+            self._db.execute(
+                "DELETE FROM claims WHERE run_id = ? AND host = ? AND pid = ?",
+                (result.run_id, *_me()),
+            )
+
+    # -- claims (several sessions on one store) ---------------------------------------
+
+    def claim(
+        self, run_ids: Iterable[str], *, take_foreign: bool = False
+    ) -> dict[str, str]:
+        """Claim ``run_ids`` for this process; returns the ones held elsewhere.
+
+        A claim held by a live process of this host is respected; one whose
+        process is gone is taken over.  Liveness cannot be checked across
+        hosts, so another host's claim is respected unless ``take_foreign``
+        (``--rerun``).  The read and the writes are one ``IMMEDIATE``
+        transaction: two sessions claiming at once are serialised.
+
+        :returns: run id -> "host pid N" of the runs this process must skip.
+        """
+        host, pid = _me()
+        wanted = list(run_ids)
+        held: dict[str, str] = {}
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for run_id, other_host, other_pid in self._db.execute(
+                    f"SELECT run_id, host, pid FROM claims WHERE run_id IN ({marks})",
+                    chunk,
+                ):
+                    if (other_host, other_pid) == (host, pid):
+                        continue
+                    alive = (
+                        _pid_alive(other_pid)
+                        if other_host == host
+                        else not take_foreign
+                    )
+                    if alive:
+                        held[run_id] = f"{other_host} pid {other_pid}"
+            self._db.executemany(
+                "INSERT OR REPLACE INTO claims VALUES (?,?,?,?)",
+                [(r, host, pid, now) for r in wanted if r not in held],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return held
+
+    def release_claims(self) -> None:
+        """Drop this process's remaining claims (runs it did not finish)."""
+        with self._db:
+            self._db.execute("DELETE FROM claims WHERE host = ? AND pid = ?", _me())
 
     # -- reading ----------------------------------------------------------------------
 
@@ -263,16 +332,48 @@ _run_and_metric = operator.itemgetter(0, 1)
 
 @hookimpl
 def harness_modify_runs(session: Session, runs: list[Run]) -> None:
-    """Drop runs already completed in the store (resume), unless ``--rerun``."""
-    if session.store is None or session.options.rerun:
+    """Drop runs already completed in the store (resume), unless ``--rerun``,
+    and runs another live ``harness bench`` is executing; claim the rest."""
+    store = session.store
+    if store is None:
         return
-    done = session.store.completed(r.run_id for r in runs)
-    if done:
-        runs[:] = [r for r in runs if r.run_id not in done]
+    if not session.options.rerun:
+        done = store.completed(r.run_id for r in runs)
+        if done:
+            runs[:] = [r for r in runs if r.run_id not in done]
+            session.notes.append(
+                f"{len(done)} run(s) already completed in {store.path}; "
+                "skipped (--rerun to repeat them)"
+            )
+    held = store.claim((r.run_id for r in runs), take_foreign=session.options.rerun)
+    if held:
+        runs[:] = [r for r in runs if r.run_id not in held]
+        holders = ", ".join(sorted(set(held.values())))
         session.notes.append(
-            f"{len(done)} run(s) already completed in {session.store.path}; "
-            "skipped (--rerun to repeat them)"
+            f"{len(held)} run(s) are being executed by another harness bench "
+            f"on this store ({holders}); skipped"
         )
+
+
+@hookimpl
+def harness_session_finish(session: Session) -> None:
+    """Release the claims of runs this session did not finish (Ctrl-C)."""
+    if session.store is not None:
+        session.store.release_claims()
+
+
+def _me() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 @hookimpl

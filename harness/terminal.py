@@ -149,7 +149,7 @@ def harness_session_start(session: Session, runs: Sequence[Run]) -> None:
     session.notes.clear()
     session.console.print(
         f"[bold]harness bench[/]: {len(runs)} run(s) to execute, "
-        f"{len(session.planned) - len(runs)} already stored; "
+        f"{len(session.planned) - len(runs)} skipped; "
         f"results in {session.options.store}",
         highlight=False,
     )

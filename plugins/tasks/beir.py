@@ -14,14 +14,14 @@ zero-shot scores are comparable with MTEB's.
 from __future__ import annotations
 
 import csv
-import gzip
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import DataError
+
+from .datafiles import numbered_lines, require_file
 
 __all__ = ["BeirData", "beir_files", "read_beir"]
 
@@ -46,26 +46,25 @@ def beir_files(folder: Path) -> list[Path] | None:
     return files
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open(encoding="utf-8")
+def _json_problem(exc: json.JSONDecodeError) -> str:
+    # "Invalid control character at" + " column 31"; "Expecting value" + " at ..."
+    joint = " " if exc.msg.endswith(" at") else " at "
+    return f"{exc.msg}{joint}column {exc.colno}"
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, object]]]:
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise DataError(
-                    f"{path}:{number}: expected an object with an '_id' field"
-                )
-            yield number, record
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path}:{number}: invalid JSON ({_json_problem(exc)})"
+            ) from None
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DataError(f"{path}:{number}: expected an object with an '_id' field")
+        yield number, record
 
 
 @dataclass(slots=True)
@@ -82,50 +81,55 @@ class BeirData:
 def read_qrels(
     path: Path, doc_index: dict[str, int], queries: dict[str, str]
 ) -> dict[str, dict[str, int]]:
+    """query id -> doc id -> relevance; every id must be in the queries / corpus.
+
+    BEIR's ``GenericDataLoader`` keeps a row whose corpus id is not in the
+    corpus (it then counts as a relevant document no run can retrieve); no
+    BEIR folder negbench reads has one, so it is taken as a broken file.
+    """
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), 1):
-            if not row or not "".join(row).strip():
-                continue
-            if number == 1 and row[0].strip().lower() in (
-                "query-id",
-                "query_id",
-                "qid",
-            ):
-                continue
-            if len(row) != 3:
-                raise DataError(
-                    f"{path}:{number}: expected 3 tab-separated columns "
-                    f"(query-id, corpus-id, score), got {len(row)}"
-                )
-            qid, did, score = (c.strip() for c in row)
-            try:
-                relevance = int(float(score))
-            except ValueError:
-                raise DataError(
-                    f"{path}:{number}: score {score!r} is not a number"
-                ) from None
-            if qid not in queries:
-                raise DataError(
-                    f"{path}:{number}: query id {qid!r} is not in the queries file"
-                )
-            if did not in doc_index:
-                # BEIR's own loaders skip such rows; so do we.
-                continue
-            qrels.setdefault(qid, {})[did] = relevance
+    lines = (text for _, text in numbered_lines(path))
+    reader = csv.reader(lines, delimiter="\t")
+    for row in reader:
+        number = reader.line_num
+        if not row or not "".join(row).strip():
+            continue
+        if number == 1 and row[0].strip().lower() in (
+            "query-id",
+            "query_id",
+            "qid",
+        ):
+            continue
+        if len(row) != 3:
+            raise DataError(
+                f"{path}:{number}: expected 3 tab-separated columns "
+                f"(query-id, corpus-id, score), got {len(row)}"
+            )
+        qid, did, score = (c.strip() for c in row)
+        try:
+            relevance = int(float(score))
+        except ValueError:
+            raise DataError(
+                f"{path}:{number}: score {score!r} is not a number"
+            ) from None
+        if qid not in queries:
+            raise DataError(
+                f"{path}:{number}: query id {qid!r} is not in the queries file"
+            )
+        if did not in doc_index:
+            raise DataError(
+                f"{path}:{number}: corpus id {did!r} is not in the corpus file"
+            )
+        qrels.setdefault(qid, {})[did] = relevance
     if not qrels:
-        raise DataError(f"{path}: no usable relevance judgements")
+        raise DataError(f"{path}: no relevance judgements")
     return qrels
 
 
 def read_beir(folder: Path) -> BeirData:
-    files = beir_files(folder)
-    if files is None:
-        raise DataError(
-            f"{folder}: not a BEIR folder "
-            "(needs corpus.jsonl, queries.jsonl, qrels/test.tsv)"
-        )
-    corpus_path, queries_path = files[0], files[1]
+    corpus_path = require_file(folder, "corpus.jsonl", "corpus.jsonl.gz")
+    queries_path = require_file(folder, "queries.jsonl", "queries.jsonl.gz")
+    test_path = require_file(folder / "qrels", "test.tsv")
     doc_ids: list[str] = []
     titles: list[str] = []
     bodies: list[str] = []
@@ -138,7 +142,16 @@ def read_beir(folder: Path) -> BeirData:
         doc_ids.append(did)
         titles.append(str(record.get("title") or ""))
         bodies.append(str(record.get("text") or ""))
-    queries = {str(r["_id"]): str(r.get("text") or "") for _, r in _jsonl(queries_path)}
+    if not doc_ids:
+        raise DataError(f"{corpus_path}: no documents")
+    queries: dict[str, str] = {}
+    for number, record in _jsonl(queries_path):
+        qid = str(record["_id"])
+        if qid in queries:
+            raise DataError(f"{queries_path}:{number}: duplicate query id {qid!r}")
+        queries[qid] = str(record.get("text") or "")
+    if not queries:
+        raise DataError(f"{queries_path}: no queries")
     data = BeirData(
         doc_ids=doc_ids,
         doc_texts=[
@@ -149,8 +162,8 @@ def read_beir(folder: Path) -> BeirData:
         doc_titles=titles,
         doc_bodies=bodies,
     )
-    for split in ("train", "test"):
-        path = folder / "qrels" / f"{split}.tsv"
-        if path.is_file():
-            data.qrels[split] = read_qrels(path, doc_index, queries)
+    train_path = folder / "qrels" / "train.tsv"
+    if train_path.is_file():
+        data.qrels["train"] = read_qrels(train_path, doc_index, queries)
+    data.qrels["test"] = read_qrels(test_path, doc_index, queries)
     return data

@@ -205,6 +205,7 @@ class SciFact(RetrievalTask):
     source = DatasetSource(
         name="scifact",
         files=beir_files,
+        check=read_beir,
         url="https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/scifact.zip",
         how_to_get=_HOW.format(name="scifact"),
     )
@@ -220,6 +221,7 @@ class Cranfield(RetrievalTask):
     source = DatasetSource(
         name="cranfield",
         files=beir_files,
+        check=read_beir,
         url="http://ir.dcs.gla.ac.uk/resources/test_collections/cran/cran.tar.gz",
         unpack=unpack_cranfield,
         how_to_get=_HOW.format(name="cranfield"),
@@ -241,6 +243,7 @@ class BeirTask(RetrievalTask):
         self.source = DatasetSource(
             name=self.folder.name,
             files=beir_files,
+            check=read_beir,
             how_to_get=(
                 "The folder needs corpus.jsonl[.gz], queries.jsonl and qrels/test.tsv."
             ),

@@ -22,17 +22,17 @@ Pair ids are unique within a file: ``filename-year-id`` for STS-B (the raw
 
 from __future__ import annotations
 
-import gzip
 import math
 import shutil
 import tarfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.data import DatasetSource
 from harness.errors import DataError
+
+from .datafiles import numbered_lines
 
 __all__ = [
     "SICK",
@@ -84,30 +84,9 @@ class STSPairs:
 # -- line reading ----------------------------------------------------------------------
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its terminator); gzip by suffix."""
-    try:
-        handle = gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    with handle:
-        number = 0
-        try:
-            for number, raw in enumerate(handle, 1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    raise DataError(f"{path}:{number}: not valid UTF-8") from None
-                yield number, text.rstrip("\r\n")
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataError(
-                f"{path}:{number + 1}: unreadable ({type(exc).__name__}: {exc})"
-            ) from None
-
-
 def _rows(path: Path, header: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """Tab-separated rows after the expected header; blank lines are skipped."""
-    lines = _lines(path)
+    lines = numbered_lines(path)
     for number, line in lines:
         if not line.strip():
             continue
@@ -299,12 +278,14 @@ STSB = DatasetSource(
     url="http://ixa2.si.ehu.es/stswiki/images/4/48/Stsbenchmark.tar.gz",
     unpack=unpack_stsbenchmark,
     how_to_get=_HOW.format(name="stsb", files="train.tsv and test.tsv"),
+    check=lambda folder: [read_stsb(f) for f in stsb_files(folder) or ()],
 )
 
 #: SICK (Marelli et al., LREC 2014); three separate files, no single download
 SICK = DatasetSource(
     name="sick",
     files=sick_files,
+    check=lambda folder: [read_sick(f) for f in sick_files(folder) or ()],
     how_to_get=_HOW.format(
         name="sick", files="SICK_train.txt and SICK_test_annotated.txt"
     ),
@@ -314,5 +295,6 @@ SICK = DatasetSource(
 STS_YEARS_SOURCE = DatasetSource(
     name="sts12-16",
     files=sts_years_files,
+    check=lambda folder: [read_sts_year(folder / "all.tsv.gz", y) for y in STS_YEARS],
     how_to_get=_HOW.format(name="sts12-16", files="all.tsv.gz"),
 )

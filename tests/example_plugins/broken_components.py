@@ -35,6 +35,30 @@ class PositiveReturningSampler(Sampler):
         return order[:, :num_negatives]
 
 
+class WrongShapeSampler(Sampler):
+    """Returns one negative too many per anchor."""
+
+    name = "wrong-shape"
+    families = frozenset({"retrieval"})
+
+    def sample(
+        self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        return torch.zeros(batch.size, num_negatives + 1, dtype=torch.long)
+
+
+class MemoryHogSampler(Sampler):
+    """Asks for a petabyte."""
+
+    name = "memory-hog"
+    families = frozenset({"retrieval"})
+
+    def sample(
+        self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        return torch.empty(1 << 50, dtype=torch.uint8)
+
+
 class NaNLoss(Loss):
     """Returns NaN for every anchor."""
 
@@ -49,7 +73,12 @@ class NaNLoss(Loss):
 
 @hookimpl
 def harness_register_samplers() -> list[type[Sampler]]:
-    return [ExplodingSampler, PositiveReturningSampler]
+    return [
+        ExplodingSampler,
+        PositiveReturningSampler,
+        WrongShapeSampler,
+        MemoryHogSampler,
+    ]
 
 
 @hookimpl

@@ -199,6 +199,21 @@ def test_hook_harness_run(run_harness, tiny_beir, record):
     )  # in workers
 
 
+def test_hook_harness_executor(run_harness, tiny_beir, record):
+    done = run_bench(run_harness, tiny_beir, record, *BASE, "--executor", "reversed")
+    assert done.returncode == 0, done.stderr
+    calls = recorded(record)
+    (dispatch,) = [c for c in calls if c["hook"] == "harness_executor"]
+    finished = [c["label"] for c in calls if c["hook"] == "harness_result"]
+    assert finished == dispatch["runs"][::-1]  # the plugin's engine ran them
+    assert len(results_json(run_harness)) == 2
+    unknown = run_bench(run_harness, tiny_beir, record, *BASE, "--executor", "slurm")
+    assert unknown.returncode == 4
+    assert unknown.stderr.strip() == (
+        "ERROR: no plugin provides the executor 'slurm' (built-in: local, ray)"
+    )
+
+
 def test_hook_harness_run_phase(run_harness, tiny_beir, record):
     run_bench(run_harness, tiny_beir, record, *BASE, "--jobs", "1")
     phases = {c["phase"] for c in recorded(record) if c["hook"] == "harness_run_phase"}

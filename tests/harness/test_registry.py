@@ -81,3 +81,11 @@ def test_wrong_kind_is_rejected():
         Registry("loss").add(GoodSampler, "p")
     with pytest.raises(UsageError, match="not a subclass"):
         Registry("loss").add(object(), "p")
+
+
+@pytest.mark.parametrize(
+    ("kind", "command"), [("loss", "losses"), ("sampler", "samplers")]
+)
+def test_unknown_name_points_at_the_list_command(kind: str, command: str) -> None:
+    with pytest.raises(UsageError, match=rf"`harness list {command}` shows them all"):
+        Registry(kind).get("nothing")

@@ -432,3 +432,54 @@ def test_result_hook_saves(store: ResultStore):
         session=stand_in_session(None), result=make_result("x")
     )  # no store: no-op
     assert [r.run_id for r in store.load()] == ["r-full"]
+
+
+# -- claims: several bench processes on one store ----------------------------------
+
+
+def _claim_as(store: ResultStore, run_id: str, host: str, pid: int) -> None:
+    with sqlite3.connect(store.path) as db:
+        db.execute(
+            "INSERT OR REPLACE INTO claims VALUES (?,?,?,?)",
+            (run_id, host, pid, "2026-01-01T00:00:00+00:00"),
+        )
+
+
+def _dead_pid() -> int:
+    """A pid that no process has (a child that already exited)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_claims_respect_live_sessions_and_take_over_dead_ones(store: ResultStore):
+    import socket
+
+    here = socket.gethostname()
+    runs = [make_run(seed) for seed in range(4)]
+    _claim_as(store, runs[0].run_id, here, 1)  # pid 1 is always alive
+    _claim_as(store, runs[1].run_id, here, _dead_pid())  # killed with -9
+    _claim_as(store, runs[2].run_id, "elsewhere", 123)  # cannot be checked
+    session = stand_in_session(store)
+    harness_modify_runs(session=session, runs=runs)
+    assert [r.spec.seed for r in runs] == [1, 3]
+    assert session.notes == [
+        "2 run(s) are being executed by another harness bench on this store "
+        f"(elsewhere pid 123, {here} pid 1); skipped"
+    ]
+    # the runs this session kept are claimed by it; storing one releases it
+    with sqlite3.connect(store.path) as db:
+        mine = dict(db.execute("SELECT run_id, pid FROM claims"))
+    assert mine[runs[0].run_id] == os.getpid() and mine[runs[1].run_id] == os.getpid()
+    store.save(make_result(runs[0].run_id, seed=1))
+    store.release_claims()
+    with sqlite3.connect(store.path) as db:
+        left = {row[0] for row in db.execute("SELECT run_id FROM claims")}
+    assert left == {make_run(0).run_id, make_run(2).run_id}  # the others' claims
+    # --rerun takes over another host's claim, never a live local one
+    again = [make_run(seed) for seed in range(3)]
+    rerun = stand_in_session(store, rerun=True)
+    harness_modify_runs(session=rerun, runs=again)
+    assert [r.spec.seed for r in again] == [1, 2]

@@ -5,7 +5,8 @@ hook call to the file named by ``HARNESS_TEST_RECORD``.  Behaviour switches
 (also environment variables) let tests make a hook *do* something:
 ``RECORDER_DROP_SAMPLER`` (modify_runs drops that sampler's runs),
 ``RECORDER_ANSWER_RUNS`` (harness_run answers with a canned result),
-``RECORDER_RANK`` (harness_rank answers with an empty board).
+``RECORDER_RANK`` (harness_rank answers with an empty board); the
+``reversed`` executor runs the matrix inline, last run first.
 """
 
 from __future__ import annotations
@@ -53,6 +54,26 @@ def harness_run(run, context):
             dataset_sha256=run.dataset.sha256,
         )
     return None
+
+
+class ReversedExecutor:
+    """A third-party executor: the built-in inline one, in reverse order."""
+
+    def __init__(self, session):
+        from harness.executor import LocalExecutor
+
+        self.inner = LocalExecutor(
+            config=session.worker_config(), jobs=0, host=session.host
+        )
+
+    def run(self, runs, on_phase, on_result):
+        _record("harness_executor", runs=[r.spec.label for r in runs])
+        self.inner.run(list(reversed(runs)), on_phase, on_result)
+
+
+@hookimpl
+def harness_executor(session, name):
+    return ReversedExecutor(session) if name == "reversed" else None
 
 
 @hookimpl

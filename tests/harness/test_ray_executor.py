@@ -1,0 +1,73 @@
+"""``--executor ray`` on a local Ray instance (2 CPUs, no dashboard, no usage
+statistics): the local executor's results, a dead worker or a hung run fails
+only its own run, and stored runs are never dispatched."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TOY, results_json
+
+from harness.executor import visible_device
+
+pytest.importorskip("ray")
+
+TINY = ("--param", "task.beir.epochs=2", "--param", "task.beir.batch_size=8")
+MATRIX = ("--model", "toy-bow", "--loss", "infonce", "--seeds", "1", "--threads", "1")
+
+
+def test_ray_matches_local_and_survives_dying_and_hung_runs(
+    run_harness, harness_env, tiny_beir
+):
+    env = {"RAY_USAGE_STATS_ENABLED": "0"}
+    bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *TINY, *MATRIX)
+    good = ("--sampler", "random", "--sampler", "topk-hard")
+    done = run_harness(
+        *bench,
+        *good,
+        "--sampler",
+        "segfaulting",  # kills its worker, also on the retry
+        "--sampler",
+        "sleepy",
+        "--param",
+        "sampler.sleepy.seconds=300",
+        "--timeout",
+        "15",  # from dispatch: a worker's first run also imports torch
+        "--executor",
+        "ray",
+        env=env,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
+    by_sampler = {r["sampler"]: r for r in results_json(run_harness)}
+    assert len(by_sampler) == 4  # every run stored exactly once, none lost
+    assert by_sampler["segfaulting"]["status"] == "failed"
+    assert by_sampler["segfaulting"]["error"].startswith("Ray worker failed")
+    assert by_sampler["sleepy"]["error"] == "timed out after 15s (--timeout)"
+    on_ray = {s: by_sampler[s] for s in ("random", "topk-hard")}
+    assert all(r["status"] == "ok" for r in on_ray.values())
+    assert all(r["environment"]["torch_threads"] == 1 for r in on_ray.values())
+
+    # resume: stored runs are not dispatched (no cluster is even started)
+    again = run_harness(*bench, *good, "--executor", "ray", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "2 run(s) already completed" in again.stdout
+
+    # the local executor, same seeds and threads: the same numbers exactly
+    local = run_harness(*bench, *good, "--rerun")
+    assert local.returncode == 0, local.stdout + local.stderr
+    for result in results_json(run_harness):
+        if result["sampler"] in on_ray:
+            assert result["metrics"] == on_ray[result["sampler"]]["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("device", "visible", "expected"),
+    [
+        ("cpu", None, ("cpu", None)),
+        ("cuda:1", None, ("cuda:0", "1")),
+        ("cuda:1", "4,6", ("cuda:0", "6")),
+    ],
+)
+def test_each_gpu_worker_sees_only_its_device(device, visible, expected):
+    assert visible_device(device, visible) == expected
+    with pytest.raises(ValueError, match="not among CUDA_VISIBLE_DEVICES"):
+        visible_device("cuda:2", "4,6")
