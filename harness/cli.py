@@ -150,6 +150,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--offline", action="store_true", default=None, help="never download"
     )
 
+    p_new = sub.add_parser(
+        "new-plugin", help="write a minimal installable plugin package to edit"
+    )
+    p_new.add_argument("name", help="the component's name, e.g. soft-hard")
+    p_new.add_argument("--kind", default="sampler", help="sampler (default) or loss")
+    p_new.add_argument(
+        "--dir", type=Path, default=Path(), help="where to create the package folder"
+    )
+
+    p_validate = sub.add_parser(
+        "validate",
+        help="check a plugin: the component contracts and a smoke run per family",
+    )
+    p_validate.add_argument(
+        "plugin", help="a .py file, an importable module or an installed distribution"
+    )
+
     p_plugins = sub.add_parser(
         "plugins", parents=[plugins], help="list plugins and what they contribute"
     )
@@ -268,6 +285,25 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         plugin_options=plugin_options,
     )
     return Session(host, options, console).run()
+
+
+def cmd_new_plugin(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .scaffold import new_plugin
+
+    folder = new_plugin(args.name, args.kind, args.dir)
+    console.print(
+        f"wrote {folder}: pip install -e {folder} && pytest {folder} && "
+        f"harness validate {args.name}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return ExitCode.OK
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> ExitCode:
+    from .validate import validate
+
+    return validate(args.plugin, console)
 
 
 def cmd_plugins(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -459,6 +495,8 @@ def _serve(directory: Path, port: int, console: Console) -> ExitCode:
 COMMANDS = {
     "bench": cmd_bench,
     "plugins": cmd_plugins,
+    "validate": cmd_validate,
+    "new-plugin": cmd_new_plugin,
     "list": cmd_list,
     "results": cmd_results,
     "submit": cmd_submit,

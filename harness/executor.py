@@ -90,9 +90,7 @@ def visible_device(device: str, visible: str | None) -> tuple[str, str | None]:
     if visible:
         ids = [v.strip() for v in visible.split(",") if v.strip()]
         if index >= len(ids):
-            raise ValueError(
-                f"{device} is not among CUDA_VISIBLE_DEVICES={visible!r}"
-            )
+            raise ValueError(f"{device} is not among CUDA_VISIBLE_DEVICES={visible!r}")
         return "cuda:0", ids[index]
     return "cuda:0", str(index)
 

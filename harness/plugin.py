@@ -129,6 +129,8 @@ class PluginOptions:
     modules: tuple[str, ...] = ()
     blocked: tuple[str, ...] = ()
     plugins_dirs: tuple[str, ...] = ()
+    #: single plugin files (``harness validate my_plugin.py``)
+    files: tuple[str, ...] = ()
     env_modules: tuple[str, ...] = ()
     autoload: bool = True
     trace: bool = False
@@ -283,13 +285,14 @@ class _Loader:
         if not path.is_dir():
             raise UsageError(f"--plugins-dir {directory}: not a directory")
         for file in sorted(path.glob("*.py")):
-            if file.name.startswith("_"):
-                continue
-            name = file.stem
-            if self.is_blocked(name):
-                continue
-            module = _import_file(file)
-            self.register(module, name, "file", str(file))
+            if not file.name.startswith("_"):
+                self.load_file(file)
+
+    def load_file(self, file: Path) -> None:
+        if not file.is_file():
+            raise UsageError(f"plugin file {file}: no such file")
+        if not self.is_blocked(file.stem):
+            self.register(_import_file(file), file.stem, "file", str(file))
 
     def check_unknown_hooks(self) -> None:
         """Unknown hook names: an error, except for local files (skipped)."""
@@ -400,6 +403,8 @@ def make_plugin_host(
     loader.load_modules(options.env_modules, "env")
     for directory in options.plugins_dirs:
         loader.load_directory(directory)
+    for file in options.files:
+        loader.load_file(Path(file))
     for name, plugin in extra:
         loader.register(plugin, name, "object", type(plugin).__name__)
     loader.check_unknown_hooks()

@@ -154,7 +154,10 @@ def harness_session_start(session: Session, runs: Sequence[Run]) -> None:
         highlight=False,
     )
     reporter = TerminalReporter(session.console, len(runs))
-    session.host.pm.register(reporter, name="harness.terminal.reporter")
+    pm = session.host.pm
+    if pm.has_plugin("harness.terminal.reporter"):  # a previous session's, on
+        pm.unregister(name="harness.terminal.reporter")  # a reused host
+    pm.register(reporter, name="harness.terminal.reporter")
 
 
 @hookimpl(trylast=True)

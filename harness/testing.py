@@ -16,6 +16,8 @@ component that passes here will not fail a benchmark on its contract.
 
 from __future__ import annotations
 
+import json
+import random
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +50,7 @@ __all__ = [
     "make_label_batch",
     "make_run_results",
     "make_scored_batch",
+    "write_tiny_beir",
 ]
 
 
@@ -167,11 +170,23 @@ class SamplerContract:
         batch = make_candidate_batch()
         sampler = self.make_sampler()
         out = self._sample(sampler, batch, 0)
-        assert isinstance(out, torch.Tensor)
-        assert tuple(out.shape) == (batch.size, self._k(sampler, batch))
-        assert not out.dtype.is_floating_point
+        assert isinstance(out, torch.Tensor), (
+            f"sample() returned {type(out).__name__}: return a tensor of positions "
+            "(or harness.Negatives)"
+        )
+        expected = (batch.size, self._k(sampler, batch))
+        assert tuple(out.shape) == expected, (
+            f"sample() returned shape {tuple(out.shape)}, expected {expected}: one "
+            "row per anchor, num_negatives columns"
+        )
+        assert not out.dtype.is_floating_point, (
+            f"sample() returned {out.dtype}: positions must be integers (torch.long)"
+        )
         if out.numel():
-            assert int(out.min()) >= 0 and int(out.max()) < batch.num_candidates
+            assert int(out.min()) >= 0 and int(out.max()) < batch.num_candidates, (
+                "sample() returned positions outside [0, batch.num_candidates): "
+                "return column positions into the batch, not candidate ids"
+            )
 
     def test_never_returns_a_known_positive(self) -> None:
         sampler = self.make_sampler()
@@ -179,21 +194,33 @@ class SamplerContract:
             # Up to half of each row are positives, which stresses the fallback.
             batch = make_candidate_batch(seed=seed, positives_per_row=1 + seed % 15)
             out = self._sample(sampler, batch, seed)
-            assert not bool(batch.known_positive.gather(1, out.long()).any())
+            assert not bool(batch.known_positive.gather(1, out.long()).any()), (
+                "sample() chose a column where batch.known_positive is True: mask "
+                "the known positives out before choosing"
+            )
 
     def test_few_allowed_candidates(self) -> None:
         """Fewer allowed candidates than K must still give valid negatives."""
         batch = make_candidate_batch(num_candidates=8, positives_per_row=5)
         sampler = self.make_sampler()
         out = self._sample(sampler, batch, 0)
-        assert tuple(out.shape) == (batch.size, self._k(sampler, batch))
-        assert not bool(batch.known_positive.gather(1, out.long()).any())
+        expected = (batch.size, self._k(sampler, batch))
+        assert tuple(out.shape) == expected, (
+            f"with few allowed candidates sample() returned shape "
+            f"{tuple(out.shape)}, expected {expected}"
+        )
+        assert not bool(batch.known_positive.gather(1, out.long()).any()), (
+            "with few allowed candidates sample() chose a known positive"
+        )
 
     def test_deterministic_under_a_seed(self) -> None:
         batch = make_candidate_batch(seed=3)
         first = self._sample(self.make_sampler(), batch, 7)
         second = self._sample(self.make_sampler(), batch, 7)
-        assert torch.equal(first, second)
+        assert torch.equal(first, second), (
+            "two calls with generators seeded alike gave different negatives: draw "
+            "randomness only from the `generator` argument"
+        )
 
     def test_declared_score_blind_samplers_ignore_the_scores(self) -> None:
         """``reads_scores = False`` lets a protocol pass NaN scores: the answer
@@ -236,16 +263,22 @@ class LossContract:
     def test_one_finite_loss_per_anchor(self) -> None:
         batch = make_scored_batch()
         out = self.make_loss().forward_batch(batch)
-        assert tuple(out.shape) == (batch.size,)
-        assert bool(torch.isfinite(out).all())
+        assert tuple(out.shape) == (batch.size,), (
+            f"the loss returned shape {tuple(out.shape)}, expected ({batch.size},): "
+            "one value per anchor, not a mean"
+        )
+        assert bool(torch.isfinite(out).all()), "the loss returned NaN or inf"
 
     def test_backward_reaches_the_anchors(self) -> None:
         batch = make_scored_batch()
         self.make_loss().forward_batch(batch).mean().backward()
         assert batch.anchor_embeddings is not None
         grad = batch.anchor_embeddings.grad
-        assert grad is not None and bool(torch.isfinite(grad).all())
-        assert float(grad.abs().sum()) > 0
+        assert grad is not None and bool(torch.isfinite(grad).all()), (
+            "no finite gradient reached the anchor embeddings: keep the loss a "
+            "differentiable function of the scores (no .detach(), .item(), numpy)"
+        )
+        assert float(grad.abs().sum()) > 0, "the gradient on the anchors is zero"
 
     def test_masked_negatives_do_not_matter(self) -> None:
         batch = make_scored_batch(seed=1)
@@ -262,7 +295,10 @@ class LossContract:
             ),
         )
         after = loss.forward_batch(changed)
-        assert torch.allclose(before, after, atol=1e-6)
+        assert torch.allclose(before, after, atol=1e-6), (
+            "changing negatives where mask is False changed the loss: ignore "
+            "masked-out columns (padding)"
+        )
 
     def test_extreme_scores_stay_finite(self) -> None:
         batch = make_scored_batch(seed=2)
@@ -270,7 +306,9 @@ class LossContract:
             batch, positive=batch.positive * 50, negative=batch.negative * 50
         )
         out = self.make_loss().forward_batch(scaled)
-        assert bool(torch.isfinite(out).all())
+        assert bool(torch.isfinite(out).all()), (
+            "scores x50 gave NaN/inf: use logsumexp/softplus instead of exp/log"
+        )
 
     def test_a_better_positive_never_costs_more(self) -> None:
         if not self.monotone_in_positive:
@@ -281,7 +319,10 @@ class LossContract:
         high = loss.forward_batch(
             replace(batch, positive=batch.positive + 0.5)
         ).detach()
-        assert bool((high <= low + 1e-6).all())
+        assert bool((high <= low + 1e-6).all()), (
+            "raising the positive's score raised the loss (set "
+            "monotone_in_positive = False if that is intended)"
+        )
 
     def test_passes_the_harness_checks(self) -> None:
         value = make_context(loss=self.make_loss()).compute_loss(
@@ -338,15 +379,21 @@ class LabelLossContract:
     def test_one_finite_loss_per_example(self) -> None:
         batch = make_label_batch()
         out = self.make_loss().forward_batch(batch)
-        assert tuple(out.shape) == (batch.size,)
-        assert bool(torch.isfinite(out).all())
+        assert tuple(out.shape) == (batch.size,), (
+            f"the loss returned shape {tuple(out.shape)}, expected ({batch.size},): "
+            "one value per anchor, not a mean"
+        )
+        assert bool(torch.isfinite(out).all()), "the loss returned NaN or inf"
 
     def test_backward_reaches_the_logits(self) -> None:
         batch = make_label_batch()
         self.make_loss().forward_batch(batch).sum().backward()
         grad = self._labels(batch).logits.grad
-        assert grad is not None and bool(torch.isfinite(grad).all())
-        assert float(grad.abs().sum()) > 0
+        assert grad is not None and bool(torch.isfinite(grad).all()), (
+            "no finite gradient reached the anchor embeddings: keep the loss a "
+            "differentiable function of the scores (no .detach(), .item(), numpy)"
+        )
+        assert float(grad.abs().sum()) > 0, "the gradient on the anchors is zero"
 
     def test_masked_columns_do_not_matter(self) -> None:
         batch = make_label_batch(seed=1)
@@ -362,7 +409,9 @@ class LabelLossContract:
         view = self._labels(batch)
         scaled = replace(batch, labels=replace(view, logits=view.logits * 60))
         out = self.make_loss().forward_batch(scaled)
-        assert bool(torch.isfinite(out).all())
+        assert bool(torch.isfinite(out).all()), (
+            "scores x50 gave NaN/inf: use logsumexp/softplus instead of exp/log"
+        )
 
     def test_a_better_positive_never_costs_more(self) -> None:
         if not self.monotone_in_positive:
@@ -375,7 +424,10 @@ class LabelLossContract:
         high = loss.forward_batch(
             replace(batch, labels=replace(view, logits=raised))
         ).detach()
-        assert bool((high <= low + 1e-6).all())
+        assert bool((high <= low + 1e-6).all()), (
+            "raising the positive's score raised the loss (set "
+            "monotone_in_positive = False if that is intended)"
+        )
 
     def test_passes_the_harness_checks(self) -> None:
         value = make_context(loss=self.make_loss()).compute_loss(
@@ -472,3 +524,47 @@ def make_run_results(
                     )
                 )
     return out
+
+
+_WORDS = [f"w{i}" for i in range(120)]
+
+
+def write_tiny_beir(folder: Path, *, seed: int = 0, with_train: bool = True) -> Path:
+    """A small BEIR folder: 10 topics, 80 docs, 40 train and 20 test queries.
+
+    Documents of a topic share topic words; a query borrows words from one
+    document, which is its (only) labelled positive.
+    """
+    rng = random.Random(seed)
+    topics = [_WORDS[i * 12 : (i + 1) * 12] for i in range(10)]
+    docs: list[dict[str, str]] = []
+    queries: list[dict[str, str]] = []
+    train: list[tuple[str, str]] = []
+    test: list[tuple[str, str]] = []
+    for d in range(80):
+        topic = topics[d % 10]
+        words = rng.sample(topic, 6) + rng.sample(_WORDS, 3) + [f"doc{d}"]
+        docs.append(
+            {"_id": f"d{d}", "title": f"title {d % 10}", "text": " ".join(words)}
+        )
+    for q in range(60):
+        target = rng.randrange(80)
+        text = " ".join([*docs[target]["text"].split()[:4], f"doc{target}"])
+        queries.append({"_id": f"q{q}", "text": text})
+        (train if q < 40 else test).append((f"q{q}", f"d{target}"))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps(q) + "\n" for q in queries)
+    )
+    (folder / "qrels").mkdir(exist_ok=True)
+    header = "query-id\tcorpus-id\tscore\n"
+    rows = test if with_train else train + test
+    (folder / "qrels" / "test.tsv").write_text(
+        header + "".join(f"{q}\t{d}\t1\n" for q, d in rows)
+    )
+    if with_train:
+        (folder / "qrels" / "train.tsv").write_text(
+            header + "".join(f"{q}\t{d}\t1\n" for q, d in train)
+        )
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from harness.testing import write_tiny_beir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_PLUGINS = REPO / "tests" / "example_plugins"
@@ -93,47 +94,6 @@ def results_json(run_harness: RunHarness, *args: str) -> list[dict[str, object]]
     assert done.returncode == 0, done.stderr
     data: list[dict[str, object]] = json.loads(done.stdout)
     return data
-
-
-WORDS = [f"w{i}" for i in range(120)]
-
-
-def write_tiny_beir(folder: Path, *, seed: int = 0, with_train: bool = True) -> Path:
-    """A small BEIR folder: 10 topics, 80 docs, 40 train and 20 test queries.
-
-    Documents of a topic share topic words; a query borrows words from one
-    document, which is its (only) labelled positive.
-    """
-    rng = random.Random(seed)
-    topics = [WORDS[i * 12 : (i + 1) * 12] for i in range(10)]
-    docs, queries, train, test = [], [], [], []
-    for d in range(80):
-        topic = topics[d % 10]
-        words = rng.sample(topic, 6) + rng.sample(WORDS, 3) + [f"doc{d}"]
-        docs.append(
-            {"_id": f"d{d}", "title": f"title {d % 10}", "text": " ".join(words)}
-        )
-    for q in range(60):
-        target = rng.randrange(80)
-        text = " ".join([*docs[target]["text"].split()[:4], f"doc{target}"])
-        queries.append({"_id": f"q{q}", "text": text})
-        (train if q < 40 else test).append((f"q{q}", f"d{target}"))
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / "queries.jsonl").write_text(
-        "".join(json.dumps(q) + "\n" for q in queries)
-    )
-    (folder / "qrels").mkdir(exist_ok=True)
-    header = "query-id\tcorpus-id\tscore\n"
-    rows = test if with_train else train + test
-    (folder / "qrels" / "test.tsv").write_text(
-        header + "".join(f"{q}\t{d}\t1\n" for q, d in rows)
-    )
-    if with_train:
-        (folder / "qrels" / "train.tsv").write_text(
-            header + "".join(f"{q}\t{d}\t1\n" for q, d in train)
-        )
-    return folder
 
 
 @pytest.fixture

@@ -102,26 +102,36 @@ def mine(
     """Build a ``mined`` or ``uniform`` pool for every anchor (on the CPU)."""
     n_candidates = candidate_emb.shape[0]
     depth = min(depth, n_candidates)
-    if kind == "uniform":
-        ids = torch.randint(
-            n_candidates, (anchor_emb.shape[0], depth), generator=generator
+    if kind != "uniform":
+        found, nearest = faiss_search(anchor_emb, candidate_emb, depth)
+        scores = torch.from_numpy(found)
+        # The pool is the exact top-``depth``, best first: nothing outside it
+        # scores higher than a member, so a member's rank among all candidates
+        # is its rank inside the pool -- no full score matrix, no sort.
+        return Pool(
+            ids=torch.from_numpy(nearest).long(),
+            scores=scores,
+            ranks=_ranks_among(scores, scores),
         )
-    else:
-        ids = torch.from_numpy(faiss_search(anchor_emb, candidate_emb, depth)[1]).long()
-    # Scores in torch for every pool kind, so they match the positives' scores.
+    ids = torch.randint(n_candidates, (anchor_emb.shape[0], depth), generator=generator)
     gathered = candidate_emb[ids.to(candidate_emb.device)]
     scores = torch.einsum("ad,acd->ac", anchor_emb, gathered)
     ranks = None
     if anchor_emb.shape[0] * n_candidates <= MAX_RANKED_CELLS:
         full = torch.sort(anchor_emb @ candidate_emb.T, dim=1, descending=True).values
-        # rank = 1 + candidates scored higher (beyond float noise between kernels)
-        ranks = (
-            torch.searchsorted(
-                -full.contiguous(), -(scores + 1e-6).contiguous(), side="left"
-            )
-            + 1
-        ).cpu()
+        ranks = _ranks_among(full, scores).cpu()
     return Pool(ids=ids, scores=scores.cpu(), ranks=ranks)
+
+
+def _ranks_among(descending: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """1 + how many of each row's ``descending`` scores beat ``scores``
+    (beyond the float noise between faiss's and torch's kernels)."""
+    return (
+        torch.searchsorted(
+            -descending.contiguous(), -(scores + 1e-6).contiguous(), side="left"
+        )
+        + 1
+    )
 
 
 class Queue:

@@ -1,0 +1,72 @@
+"""``harness validate``: contracts and smoke runs, with messages that say
+what to fix, on a plugin file a method author would write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.cli import main
+
+PLUGIN = '''
+import torch
+from harness import Sampler, hookimpl
+
+
+class FirstK(Sampler):
+    """The hookspec docstring's minimal sampler: correct."""
+
+    name = "first-k"
+    families = frozenset({"retrieval"})
+
+    def sample(self, batch, num_negatives, generator):
+        order = batch.known_positive.float().argsort(dim=1, stable=True)
+        return order[:, :num_negatives]
+
+
+class OneTooMany(Sampler):
+    """Forgets that num_negatives is the number of columns to return."""
+
+    name = "one-too-many"
+    families = frozenset({"retrieval"})
+
+    def sample(self, batch, num_negatives, generator):
+        order = batch.known_positive.float().argsort(dim=1, stable=True)
+        return order[:, : num_negatives + 1]
+
+
+@hookimpl
+def harness_register_samplers():
+    return [FirstK, OneTooMany]
+'''
+
+
+def test_validate_passes_a_good_sampler_and_explains_a_broken_one(
+    run_harness, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "my_samplers.py"
+    plugin.write_text(PLUGIN)
+    done = run_harness("validate", str(plugin))
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = done.stdout
+    good, broken = report.split("sampler one-too-many")
+    assert "sampler first-k (families: retrieval)" in good
+    assert "FAIL" not in good
+    assert "pass smoke run: synth-fn · bow · infonce · first-k: ndcg@10=" in good
+    assert (
+        "FAIL shape dtype and range: sample() returned shape (8, 6), expected "
+        "(8, 5): one row per anchor, num_negatives columns"
+    ) in broken
+    assert "FAIL smoke run: synth-fn · bow · infonce · one-too-many: sampler " in broken
+    assert report.rstrip().endswith("8 passed, 4 failed, 2 skipped")
+
+
+def test_validate_target_must_be_a_plugin(tmp_path: Path, capsys) -> None:
+    assert main(["validate", "no_such_module_anywhere"]) == 4
+    assert capsys.readouterr().err == (
+        "ERROR: no_such_module_anywhere: not a .py file, an installed distribution "
+        "with a 'harness' entry point, or an importable module\n"
+    )
+    empty = tmp_path / "empty_plugin.py"
+    empty.write_text("x = 1\n")
+    assert main(["validate", str(empty)]) == 4
+    assert "registers no sampler, loss, model or task" in capsys.readouterr().err
