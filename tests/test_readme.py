@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import REPO, TOY, results_json
 
 
@@ -49,6 +50,12 @@ def test_readme_contract_example_is_valid(tmp_path):
     exec(compile(plugin + "\n" + contract, "README.md", "exec"), namespace)
     test_class = namespace["TestHalfHard"]
     instance = test_class()
+    ran = 0
     for name in dir(test_class):
         if name.startswith("test_"):
-            getattr(instance, name)()
+            try:
+                getattr(instance, name)()
+            except pytest.skip.Exception:  # the reads_scores=False check
+                continue
+            ran += 1
+    assert ran >= 5
