@@ -325,6 +325,8 @@ def test_kill_minus_9_at_each_point_then_resume_completes(
         "topk-hard",  # mines: every phase below happens in each run
         "--seeds",
         "2",
+        "--param",
+        "task.beir.epochs=1",
     )
     for point in ("mine", "train", "evaluate", "store-write"):
         done = bench_tiny(
