@@ -17,6 +17,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import io
+import itertools
 import multiprocessing
 import os
 import re
@@ -113,10 +114,11 @@ def validate(target: str, console: Console) -> ExitCode:
         cls = host.registries[kind].get(name).cls
         label = f"{kind} {name}"
         console.print(f"[bold]{label}[/] (families: {_families(cls)})")
-        for check in [
-            *_isolated(_contract_checks, kind, cls, label),
-            *_smoke_checks(host, options, kind, name, cls, label),
-        ]:
+        # printed as they finish: a smoke run takes seconds
+        for check in itertools.chain(
+            _isolated(_contract_checks, kind, cls, label),
+            _smoke_checks(host, options, kind, name, cls, label),
+        ):
             checks.append(check)
             _print(console, check)
     failed = [c for c in checks if c.outcome == "FAIL"]

@@ -353,9 +353,11 @@ def test_concurrent_benches_on_one_store_split_the_work(
         "--sampler",
         "sleepy",
         "--param",
-        "sampler.sleepy.seconds=2",
+        "sampler.sleepy.seconds=1",  # per step: each run lasts ~10 s
         "--seeds",
         "2",
+        "--threads",
+        "1",  # two benches share the 2 cores: no oversubscription
     )
     first = subprocess.Popen(
         [
