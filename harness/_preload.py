@@ -1,9 +1,11 @@
 """Imported once by the worker forkserver so each run's process starts warm.
 
 Workers are forked from the server, so whatever is imported (and compiled)
-here is inherited for free: torch, faiss, and ranx's numba-compiled metrics,
-which would otherwise cost every worker a second or more; and the malloc
-settings of :mod:`harness.allocator`.
+here is inherited for free: torch and faiss, which would otherwise cost every
+worker a second or more, and the malloc settings of :mod:`harness.allocator`.
+ranx's numba-compiled metrics (about 4 s even from numba's disk cache) are
+warmed by :mod:`harness._preload_ranking`, which the executor adds only when
+the bench has retrieval runs.
 """
 
 from __future__ import annotations
@@ -13,16 +15,13 @@ import contextlib
 import numpy  # noqa: F401
 import torch
 
-from . import context, metrics, runner  # noqa: F401
+from . import context, runner  # noqa: F401
 from .allocator import keep_freed_memory
 
 keep_freed_memory()  # inherited by every forked worker
 
 with contextlib.suppress(ImportError):
     import faiss  # noqa: F401
-
-with contextlib.suppress(ImportError):
-    metrics.warm_up()
 
 
 def _warm_torch() -> None:

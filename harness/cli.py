@@ -154,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         "new-plugin", help="write a minimal installable plugin package to edit"
     )
     p_new.add_argument("name", help="the component's name, e.g. soft-hard")
-    p_new.add_argument("--kind", default="sampler", help="sampler (default) or loss")
+    p_new.add_argument(
+        "--kind", default="sampler", help="sampler (default), loss, model or task"
+    )
     p_new.add_argument(
         "--dir", type=Path, default=Path(), help="where to create the package folder"
     )

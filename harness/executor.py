@@ -264,7 +264,7 @@ class LocalExecutor:
         self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
     ) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["harness._preload"])
+        ctx.set_forkserver_preload(preload_modules(runs))
         pending = deque(runs)
         active: dict[int, _Active] = {}
         busy: dict[str, int] = dict.fromkeys(self.devices, 0)
@@ -359,6 +359,14 @@ class LocalExecutor:
         except (EOFError, OSError):
             return item.result is not None or not item.process.is_alive()
         return item.result is not None
+
+
+def preload_modules(runs: Sequence[Run]) -> list[str]:
+    """What the worker forkserver imports before forking: ranx's compiled
+    metrics only when some run evaluates a ranking (the retrieval family)."""
+    if any(run.family == "retrieval" for run in runs):
+        return ["harness._preload_ranking"]
+    return ["harness._preload"]
 
 
 def default_jobs(requested: int | None, devices: Sequence[str]) -> int:

@@ -66,6 +66,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_plugins.tasks.mteb_task",
     "negbench_plugins.tasks.kge",
     "negbench_plugins.tasks.multilabel",
+    "negbench_plugins.tasks.tiny",
     # models
     "negbench_plugins.models.minilm",
     "negbench_plugins.models.minilm_full",

@@ -17,8 +17,10 @@ The contracts themselves are classes to subclass (:mod:`harness.testing`)::
 Fixtures: ``harness_host`` (a fresh plugin manager with negbench's built-ins
 only), ``harness_host_with`` (the same plus the modules you name),
 ``harness_candidate_batch`` and ``harness_scored_batch`` (what a sampler and
-a loss receive in a retrieval run), and ``harness_tiny_beir`` (a small BEIR
-folder for an end-to-end ``harness bench --task beir:FOLDER``).
+a loss receive in a retrieval run), ``harness_tiny_beir`` (a small BEIR
+folder for an end-to-end ``harness bench --task beir:FOLDER``) and
+``harness_tiny_run`` (one real run in the test process on the tiny
+in-memory task of a family).
 """
 
 from __future__ import annotations
@@ -72,3 +74,21 @@ def harness_tiny_beir(tmp_path: Path) -> Path:
     from harness.testing import write_tiny_beir
 
     return write_tiny_beir(tmp_path / "tiny-beir")
+
+
+@pytest.fixture
+def harness_tiny_run() -> Callable[..., Any]:
+    """``harness_tiny_run("kge", sampler=MySampler)``: one real seed-0 run on
+    the family's tiny in-memory task, in the test process; the classes you
+    pass replace the family's partner of their kind.  Returns the
+    :class:`harness.types.RunResult`."""
+    from harness.testing import TINY_TASKS, run_in_process
+
+    def run(family: str, **classes: Any) -> Any:
+        return run_in_process(
+            task=TINY_TASKS[family],
+            components=tuple(classes.values()),
+            **{kind: cls.name for kind, cls in classes.items()},
+        )
+
+    return run

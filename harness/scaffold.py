@@ -22,7 +22,7 @@ from .errors import UsageError
 
 __all__ = ["KINDS", "new_plugin"]
 
-KINDS = ("sampler", "loss")
+KINDS = ("sampler", "loss", "model", "task")
 
 _PYPROJECT = """\
 [build-system]
@@ -142,6 +142,127 @@ def harness_register_losses() -> list[type[Loss]]:
     return [{cls}]
 '''
 
+_MODEL = '''\
+"""{title}: TODO describe the model and cite its paper here.
+
+A knowledge-graph embedding model: a query (head, relation) scores a tail by
+the bilinear-diagonal product <e_h, w_r, e_t> (DistMult; Yang et al.,
+"Embedding Entities and Relations for Learning and Inference in Knowledge
+Bases", ICLR 2015).  Head queries arrive as inverse relations, so the model
+only ever scores tails.  For text models subclass ``harness.TextEncoder``
+and for multi-label classifiers ``harness.LabelModel`` instead (see
+docs/writing-plugins.md).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from harness import KGEModel, Model, hookimpl
+
+__all__ = ["{cls}"]
+
+
+class {cls}(KGEModel):
+    """Entity and relation vectors; score = sum(e_h * w_r * e_t)."""
+
+    name = "{name}"
+    default_lr = 1e-2
+
+    def __init__(self, *, lr: float | None = None, dim: int = 64) -> None:
+        super().__init__(lr=lr)  # a Model is a torch.nn.Module
+        if dim < 1:
+            raise ValueError("dim must be >= 1")
+        self.dim = dim
+
+    @property
+    def built(self) -> bool:
+        return hasattr(self, "entities")
+
+    def build(self, num_entities: int, num_relations: int) -> None:
+        self.entities = torch.nn.Embedding(num_entities, self.dim)
+        self.relations = torch.nn.Embedding(num_relations, self.dim)
+        torch.nn.init.xavier_uniform_(self.entities.weight)
+        torch.nn.init.xavier_uniform_(self.relations.weight)
+
+    def score_pairs(
+        self, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
+    ) -> torch.Tensor:
+        query = self.entities(heads) * self.relations(relations)  # (B, D)
+        return torch.einsum("bd,bkd->bk", query, self.entities(tails))
+
+    def score_shared(
+        self,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        tails: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        query = self.entities(heads) * self.relations(relations)
+        table = self.entities.weight if tails is None else self.entities(tails)
+        return query @ table.T
+
+
+@hookimpl
+def harness_register_models() -> list[type[Model]]:
+    return [{cls}]
+'''
+
+_TASK = '''\
+"""{title}: TODO describe the dataset, its license, and cite its paper here.
+
+A link-prediction task on your own graph: ``harness bench --task
+{name}:FOLDER`` reads ``train.txt``, ``valid.txt`` and ``test.txt`` (one
+tab-separated ``head relation tail`` triple per line) from FOLDER and runs
+negbench's knowledge-graph protocol on it: negatives from the run's sampler,
+filtered rank-based evaluation (MRR, Hits@k) over both directions.  Tasks of
+the other families subclass ``negbench_plugins.tasks.retrieval.RetrievalTask``,
+``.sts.STSTask`` or ``.multilabel.MultiLabelTask`` the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import Task, hookimpl
+from harness.data import DataLocator, DatasetSource
+from harness.types import DatasetRef
+from negbench_plugins.tasks.kg_data import graph_files
+from negbench_plugins.tasks.kge import KGETask
+
+__all__ = ["{cls}"]
+
+
+class {cls}(KGETask):
+    """Link prediction on the graph in FOLDER (``{name}:FOLDER``)."""
+
+    name = "{name}"
+    description = "TODO: one line the leaderboard shows (entities, relations, facts)."
+    accepts_argument = True
+    # protocol defaults for this graph; `--param task.{name}.epochs=N` overrides
+    defaults = {{"epochs": 20, "batch_size": 256, "num_negatives": 32}}
+
+    def __init__(self, *, argument: str = "", **protocol: Any) -> None:
+        super().__init__(**protocol)
+        if not argument:
+            raise ValueError("use {name}:FOLDER with the folder of the triples")
+        self.folder = Path(argument).expanduser().resolve()
+        self.source = DatasetSource(
+            name=self.folder.name,
+            files=graph_files,
+            how_to_get="Put train.txt, valid.txt and test.txt in the folder.",
+        )
+
+    def locate(self, locator: DataLocator) -> DatasetRef:
+        # fingerprints the three files: a changed graph is a different dataset
+        return locator.locate_path(self.name, self.folder, self.source)
+
+
+@hookimpl
+def harness_register_tasks() -> list[type[Task]]:
+    return [{cls}]
+'''
+
 _TEST = '''\
 """{title} through negbench's contract kit: the checks every {kind} passes."""
 
@@ -152,6 +273,47 @@ from {module} import {cls}
 
 class Test{cls}({contract}):
     {attr} = {cls}
+'''
+
+_TASK_TEST = '''\
+"""{title} through negbench's contract kit: the checks every task passes,
+on a small generated graph written for the test."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+from harness.testing import TaskContract
+
+from {module} import {cls}
+
+
+def write_graph(folder: Path, entities: int = 40, relations: int = 3) -> Path:
+    """Relation r links entity e to e + r + 1 (a learnable toy graph)."""
+    rng = random.Random(0)
+    facts = [
+        (f"e{{h}}", f"r{{r}}", f"e{{(h + r + 1) % entities}}")
+        for h in range(entities)
+        for r in range(relations)
+    ]
+    rng.shuffle(facts)
+    splits = {{"test": facts[:10], "valid": facts[10:20], "train": facts[20:]}}
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        lines = "".join("\\t".join(fact) + "\\n" for fact in rows)
+        (folder / f"{{split}}.txt").write_text(lines)
+    return folder
+
+
+class Test{cls}(TaskContract):
+    task_cls = {cls}
+    task_kwargs = {{"epochs": 2}}
+
+
+@pytest.fixture(autouse=True)
+def _graph_folder(tmp_path: Path) -> None:
+    Test{cls}.task_argument = str(write_graph(tmp_path / "graph"))
 '''
 
 _README = """\
@@ -169,13 +331,13 @@ Edit `src/{module}/__init__.py`; keep `name` unique among negbench's {kind}s
 """
 
 
+_SOURCES = {"sampler": _SAMPLER, "loss": _LOSS, "model": _MODEL, "task": _TASK}
+
+
 def new_plugin(name: str, kind: str, parent: Path) -> Path:
     """Write the package ``parent/NAME`` and return its folder."""
     if kind not in KINDS:
-        raise UsageError(
-            f"--kind {kind}: scaffolds exist for {', '.join(KINDS)} "
-            "(models and tasks: see docs/writing-plugins.md)"
-        )
+        raise UsageError(f"--kind {kind}: choose one of {', '.join(KINDS)}")
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", name):
         raise UsageError(
             f"plugin name {name!r}: use lower-case words joined by '-' "
@@ -194,14 +356,14 @@ def new_plugin(name: str, kind: str, parent: Path) -> Path:
         "title": name.replace("-", " ").capitalize(),
         "cls": "".join(part.capitalize() for part in name.split("-"))
         + kind.capitalize(),
-        "contract": "SamplerContract" if kind == "sampler" else "LossContract",
-        "attr": "sampler_cls" if kind == "sampler" else "loss_cls",
+        "contract": f"{kind.capitalize()}Contract",
+        "attr": f"{kind}_cls",
     }
     files = {
         "pyproject.toml": _PYPROJECT,
         "README.md": _README,
-        f"src/{module}/__init__.py": _SAMPLER if kind == "sampler" else _LOSS,
-        f"tests/test_{module}.py": _TEST,
+        f"src/{module}/__init__.py": _SOURCES[kind],
+        f"tests/test_{module}.py": _TASK_TEST if kind == "task" else _TEST,
     }
     for relative, template in files.items():
         target = folder / relative

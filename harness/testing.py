@@ -26,11 +26,23 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .components import Loss, Sampler
+from .components import (
+    Component,
+    KGEModel,
+    LabelModel,
+    Loss,
+    Model,
+    Sampler,
+    Task,
+    TextEncoder,
+)
 from .context import ComponentRef, RunContext
+from .errors import DatasetUnavailable
+from .plugin import PluginHost, PluginOptions, hookimpl, make_plugin_host
 from .registry import Registries
 from .sampling import cap_negatives
 from .types import (
+    NONE,
     CandidateBatch,
     DatasetRef,
     LabelScores,
@@ -42,14 +54,21 @@ from .types import (
 )
 
 __all__ = [
+    "FAMILY_PARTNERS",
+    "TINY_TASKS",
     "LabelLossContract",
     "LossContract",
+    "ModelContract",
     "SamplerContract",
+    "TaskContract",
+    "bench_once",
+    "component_plugin",
     "make_candidate_batch",
     "make_context",
     "make_label_batch",
     "make_run_results",
     "make_scored_batch",
+    "run_in_process",
     "write_tiny_beir",
 ]
 
@@ -87,9 +106,17 @@ def make_candidate_batch(
 
 
 def make_context(
-    *, sampler: Sampler | None = None, loss: Loss | None = None, seed: int = 0
+    *,
+    sampler: Sampler | None = None,
+    loss: Loss | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
 ) -> RunContext:
-    """A context with no task, good for calling guarded components directly."""
+    """A context with no task, good for calling guarded components directly.
+
+    :param cache_dir: where featurizers may cache arrays (default: the
+        current folder; pass a temporary one when a model caches).
+    """
     run = Run(
         spec=RunSpec(task="contract", model="contract", seed=seed),
         family="retrieval",
@@ -101,7 +128,7 @@ def make_context(
         run=run,
         registries=Registries(),
         device=torch.device("cpu"),
-        cache_dir=Path("."),
+        cache_dir=cache_dir or Path("."),
         seed=seed,
         sampler=sampler,
         loss=loss,
@@ -568,3 +595,427 @@ def write_tiny_beir(folder: Path, *, seed: int = 0, with_train: bool = True) -> 
             header + "".join(f"{q}\t{d}\t1\n" for q, d in train)
         )
     return folder
+
+
+# -- one real run, in this process ------------------------------------------------
+
+#: the components a tiny run of a family pairs with the one under test:
+#: (model, loss, sampler); all are cheap built-ins
+FAMILY_PARTNERS: dict[str, tuple[str, str, str]] = {
+    "retrieval": ("bow", "infonce", "random"),
+    "sts": ("bow", "infonce", "in-batch"),
+    "kge": ("distmult", "nssa", "uniform"),
+    "multilabel": ("mlp", "bce", "all"),
+}
+#: the built-in in-memory task of each family (``negbench_plugins.tasks.tiny``)
+TINY_TASKS: dict[str, str] = {
+    "retrieval": "tiny-retrieval",
+    "sts": "tiny-sts",
+    "kge": "tiny-kge",
+    "multilabel": "tiny-multilabel",
+}
+_REGISTER_HOOK = {
+    "task": "harness_register_tasks",
+    "model": "harness_register_models",
+    "loss": "harness_register_losses",
+    "sampler": "harness_register_samplers",
+}
+
+
+def component_plugin(*classes: type[Component]) -> object:
+    """A plugin object registering ``classes``, for ``make_plugin_host(extra=)``:
+    a component defined in a test module runs without a plugin module."""
+    plugin = type("InlineComponents", (), {})()
+    for kind, hook in _REGISTER_HOOK.items():
+        chosen = [c for c in classes if c.kind == kind]
+        if chosen:
+            setattr(plugin, hook, hookimpl(lambda chosen=chosen: list(chosen)))
+    return plugin
+
+
+def _host_with(classes: Sequence[type[Component]]) -> PluginHost:
+    """Built-ins only, plus those of ``classes`` that are not built-ins."""
+    host = make_plugin_host(PluginOptions(autoload=False))
+    missing = []
+    for cls in classes:
+        registry = host.registries[cls.kind]
+        if cls.name not in registry.names() or registry.get(cls.name).cls is not cls:
+            missing.append(cls)
+    if not missing:
+        return host
+    plugin = component_plugin(*missing)
+    return make_plugin_host(
+        PluginOptions(autoload=False), extra=[("contract-test", plugin)]
+    )
+
+
+def bench_once(
+    host: PluginHost,
+    chosen: dict[str, str],
+    *,
+    params: Sequence[str] = (),
+    jobs: int = 0,
+    plugin_options: PluginOptions | None = None,
+) -> tuple[RunResult | None, str]:
+    """Seed 0 of the matrix ``chosen`` (kind -> name) as ``harness bench``
+    executes it, into a throw-away store: (the result, or why there is none).
+
+    :param params: ``KIND.NAME.KEY=VALUE`` strings, as ``--param`` takes them.
+    :param jobs: 0 runs in this process; 1 in a worker process, so a crash
+        fails the run instead of the caller.
+    :param plugin_options: how a worker process loads the plugins (jobs=1).
+    """
+    import io
+    import tempfile
+
+    from rich.console import Console
+
+    from .config import Selections
+    from .session import BenchOptions, Session
+
+    with tempfile.TemporaryDirectory(prefix="harness-once-") as tmp:
+        options = BenchOptions(
+            selections=Selections(**{kind: [name] for kind, name in chosen.items()}),
+            seeds=1,
+            params=list(params),
+            jobs=jobs,
+            store=Path(tmp) / "results.db",
+            plugin_options=plugin_options or PluginOptions(autoload=False),
+        )
+        # the bench's own output is not the caller's
+        session = Session(host, options, Console(file=io.StringIO(), width=160))
+        session.run()
+        if not session.results:
+            return None, "; ".join(session.notes) or "nothing ran"
+        return session.results[0], ""
+
+
+_RUNS: dict[tuple[Any, ...], RunResult] = {}
+
+
+def run_in_process(
+    *,
+    task: str,
+    model: str | None = None,
+    loss: str | None = None,
+    sampler: str | None = None,
+    components: Sequence[type[Component]] = (),
+    params: Sequence[str] = (),
+    reuse: bool = False,
+) -> RunResult:
+    """Seed 0 of one run in this process, as ``harness bench`` executes it.
+
+    Kinds not named take the task family's partner (:data:`FAMILY_PARTNERS`);
+    an untrainable model takes no loss and no sampler.
+
+    :param components: the classes under test; those that are not built-ins
+        are registered for this run.
+    :param reuse: answer a repeated identical call from memory (contract
+        classes share one run among their tests).
+    :raises AssertionError: when the run was not executed (the data is
+        missing, the matrix skipped it); the message says why.
+    """
+    key = (task, model, loss, sampler, tuple(components), tuple(params))
+    if reuse and key in _RUNS:
+        return _RUNS[key]
+    host = _host_with(components)
+    family = host.registries.tasks.get(task).cls.info(task).family
+    partners = dict(
+        zip(("model", "loss", "sampler"), FAMILY_PARTNERS.get(family, ()), strict=False)
+    )
+    chosen = {"task": task, "model": model or partners.get("model", "")}
+    if host.registries.models.get(chosen["model"]).cls.trainable:
+        chosen["loss"] = loss or partners.get("loss", NONE)
+        chosen["sampler"] = sampler or partners.get("sampler", NONE)
+    result, why_not = bench_once(host, chosen, params=params)
+    assert result is not None, f"{' · '.join(chosen.values())} did not run: {why_not}"
+    _RUNS[key] = result
+    return result
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and bool(np.isfinite(value))
+
+
+def _assert_ran(result: RunResult, what: str) -> None:
+    assert result.ok, f"{what} failed: {result.error}"
+    metric = result.metrics.get(result.main_metric)
+    assert _finite(metric), (
+        f"{what}: the main metric {result.main_metric!r} is {metric!r}; "
+        "evaluate() must return it as a finite number"
+    )
+
+
+def _skip(reason: str) -> None:
+    import pytest  # only the test run imports it
+
+    pytest.skip(reason)
+
+
+class ModelContract:
+    """Checks every model must pass: the shapes its family's interface
+    promises, finite outputs, gradients reaching its parameters, and a real
+    run on the tiny task of each family it declares, identical under a seed.
+    """
+
+    model_cls: ClassVar[type[Model]]
+    model_kwargs: ClassVar[dict[str, Any]] = {}
+    #: extra ``--param`` strings for the tiny runs (``model.NAME.KEY=VALUE``)
+    run_params: ClassVar[tuple[str, ...]] = ()
+
+    def make_model(self) -> Model:
+        return self.model_cls(**self.model_kwargs)
+
+    def _families(self) -> list[str]:
+        families = sorted(self.model_cls.families)
+        assert families, (
+            f"{self.model_cls.__name__}.families is empty: declare the task "
+            "families the model serves, e.g. frozenset({'retrieval', 'sts'})"
+        )
+        return families
+
+    def _tiny(self, family: str, *, reuse: bool = True) -> RunResult:
+        params = [
+            f"model.{self.model_cls.name}.{key}={value}"
+            for key, value in self.model_kwargs.items()
+        ]
+        return run_in_process(
+            task=TINY_TASKS[family],
+            model=self.model_cls.name,
+            components=(self.model_cls,),
+            params=(*params, *self.run_params),
+            reuse=reuse,
+        )
+
+    def _runnable_families(self) -> list[str]:
+        host = make_plugin_host(PluginOptions(autoload=False))
+        out = []
+        for family in self._families():
+            if family not in TINY_TASKS:
+                continue
+            task = host.registries.tasks.get(TINY_TASKS[family]).cls
+            if self.model_cls.needs_text and not task.provides_text:
+                continue
+            out.append(family)
+        return out
+
+    def test_is_a_family_base_class(self) -> None:
+        bases = (TextEncoder, KGEModel, LabelModel)
+        assert issubclass(self.model_cls, bases), (
+            f"{self.model_cls.__name__} subclasses none of TextEncoder, "
+            "KGEModel, LabelModel: the tasks call one of those interfaces"
+        )
+
+    def test_outputs_have_the_promised_shapes(self) -> None:
+        import tempfile
+
+        model = self.make_model()
+        with tempfile.TemporaryDirectory() as tmp:
+            model.setup(make_context(cache_dir=Path(tmp)))
+            if isinstance(model, TextEncoder):
+                _check_text_encoder(model, Path(tmp))
+            elif isinstance(model, KGEModel):
+                _check_kge_model(model)
+            elif isinstance(model, LabelModel):
+                _check_label_model(model)
+
+    def test_trains_and_evaluates_on_each_family(self) -> None:
+        families = self._runnable_families()
+        if not families:
+            _skip(f"no tiny task for {self._families()}")
+        for family in families:
+            _assert_ran(self._tiny(family), f"a tiny {family} run")
+
+    def test_deterministic_under_a_seed(self) -> None:
+        families = self._runnable_families()
+        if not families:
+            _skip(f"no tiny task for {self._families()}")
+        first = self._tiny(families[0])
+        second = self._tiny(families[0], reuse=False)
+        assert first.metrics == second.metrics, (
+            "two runs with the same seed gave different metrics: draw randomness "
+            "from torch's global generator (seeded per run) or context.generator"
+        )
+
+
+def _grad_reaches_parameters(model: torch.nn.Module, output: torch.Tensor) -> None:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return
+    model.zero_grad()
+    output.float().square().sum().backward()
+    grads = [
+        p.grad.coalesce().values() if p.grad.is_sparse else p.grad  # EmbeddingBag
+        for p in trainable
+        if p.grad is not None
+    ]
+    assert grads and any(float(g.abs().sum()) > 0 for g in grads), (
+        "no gradient reached the model's trainable parameters: keep the forward "
+        "path differentiable (no .detach(), numpy or torch.no_grad() inside it)"
+    )
+    assert all(bool(torch.isfinite(g).all()) for g in grads), (
+        "a parameter gradient is NaN or inf"
+    )
+
+
+def _check_text_encoder(model: TextEncoder, cache_dir: Path) -> None:
+    context = make_context(cache_dir=cache_dir)
+    texts = ["a cat sat on the mat", "dogs bark", "", "négatifs durs ✓ 42"]
+    queries = model.featurize(texts, side="query", context=context)
+    documents = model.featurize(texts[:2], side="document", context=context)
+    assert queries.ndim >= 2 and queries.shape[0] == len(texts), (
+        f"featurize() of {len(texts)} texts returned shape {tuple(queries.shape)}, "
+        f"expected one row per text: ({len(texts)}, F, ...)"
+    )
+    assert bool(torch.isfinite(queries.float()).all()), "featurize() gave NaN/inf"
+    model.train()
+    anchors = model.embed(queries, side="query")
+    candidates = model.embed(documents, side="document")
+    assert anchors.ndim == 2 and anchors.shape[0] == len(texts), (
+        f"embed() returned shape {tuple(anchors.shape)}, expected ({len(texts)}, D)"
+    )
+    assert bool(torch.isfinite(anchors).all()), "embed() gave NaN/inf"
+    assert tuple(model.similarity(anchors, candidates).shape) == (len(texts), 2), (
+        "similarity(left (N, D), right (M, D)) must return (N, M)"
+    )
+    stacked = candidates[None].expand(len(texts), -1, -1)
+    scores = model.score(anchors, stacked)
+    assert tuple(scores.shape) == (len(texts), 2), (
+        f"score(anchors (B, D), candidates (B, K, D)) returned "
+        f"{tuple(scores.shape)}, expected (B, K)"
+    )
+    if model.trainable:
+        _grad_reaches_parameters(model, scores)
+
+
+def _check_kge_model(model: KGEModel) -> None:
+    entities, relations = 12, 6  # 3 relations and their inverses
+    model.build(entities, relations)
+    assert model.built, "built is False after build()"
+    gen = torch.Generator().manual_seed(0)
+    heads = torch.randint(entities, (5,), generator=gen)
+    rels = torch.randint(relations, (5,), generator=gen)
+    tails = torch.randint(entities, (5, 4), generator=gen)
+    model.train()
+    pairs = model.score_pairs(heads, rels, tails)
+    assert tuple(pairs.shape) == (5, 4), (
+        f"score_pairs(heads (B,), relations (B,), tails (B, K)) returned "
+        f"{tuple(pairs.shape)}, expected (B, K) = (5, 4)"
+    )
+    assert bool(torch.isfinite(pairs).all()), "score_pairs() gave NaN/inf"
+    every = model.score_shared(heads, rels)
+    assert tuple(every.shape) == (5, entities), (
+        f"score_shared(heads, relations) returned {tuple(every.shape)}, expected "
+        f"(B, num_entities) = (5, {entities})"
+    )
+    some = model.score_shared(heads, rels, tails[0])
+    assert tuple(some.shape) == (5, 4), (
+        f"score_shared(heads, relations, tails (M,)) returned {tuple(some.shape)}, "
+        "expected (B, M) = (5, 4): score only the given tails"
+    )
+    assert torch.allclose(some, every[:, tails[0]], atol=1e-5), (
+        "score_shared(..., tails) disagrees with the same columns of "
+        "score_shared(...) over every entity"
+    )
+    assert torch.allclose(pairs[:, :1], every.gather(1, tails[:, :1]), atol=1e-5), (
+        "score_pairs() and score_shared() score the same triple differently"
+    )
+    _grad_reaches_parameters(model, pairs)
+
+
+def _check_label_model(model: LabelModel) -> None:
+    model.build(10, 7)
+    assert model.built, "built is False after build()"
+    model.train()
+    logits = model(torch.randn(4, 10, generator=torch.Generator().manual_seed(0)))
+    assert tuple(logits.shape) == (4, 7), (
+        f"forward(features (N, F)) returned {tuple(logits.shape)}, expected "
+        "(N, num_labels) = (4, 7)"
+    )
+    assert bool(torch.isfinite(logits).all()), "forward() gave NaN/inf"
+    _grad_reaches_parameters(model, logits)
+
+
+class TaskContract:
+    """Checks every task must pass: a known family and main metric, data
+    located with a stable fingerprint, a real run that returns the main
+    metric (finite, with per-item scores) and that repeats under a seed.
+
+    The run pairs the task with its family's cheap partners
+    (:data:`FAMILY_PARTNERS`); shrink the protocol with ``task_kwargs``.
+    """
+
+    task_cls: ClassVar[type[Task]]
+    #: protocol parameters for the contract's run (``epochs``, ``max_test``...)
+    task_kwargs: ClassVar[dict[str, Any]] = {}
+    #: the ``ARGUMENT`` of a ``NAME:ARGUMENT`` task
+    task_argument: ClassVar[str | None] = None
+    #: False skips the second run (an expensive task whose protocol another
+    #: task of the same class already checks)
+    check_determinism: ClassVar[bool] = True
+
+    @property
+    def task_name(self) -> str:
+        name = self.task_cls.name
+        return name if self.task_argument is None else f"{name}:{self.task_argument}"
+
+    def _run(self, *, reuse: bool = True) -> RunResult:
+        name = self.task_cls.name  # --param keys name the task without its argument
+        params = [f"task.{name}.{k}={v}" for k, v in self.task_kwargs.items()]
+        return run_in_process(
+            task=self.task_name,
+            components=(self.task_cls,),
+            params=params,
+            reuse=reuse,
+        )
+
+    def _locate(self) -> DatasetRef:
+        from .data import DataLocator
+
+        kwargs = dict(self.task_kwargs)
+        if self.task_argument is not None:
+            kwargs["argument"] = self.task_argument
+        try:
+            return self.task_cls(**kwargs).locate(DataLocator.from_env())
+        except DatasetUnavailable as exc:
+            _skip(f"{self.task_name}: data unavailable ({exc})")
+            raise  # not reached
+
+    def test_declares_a_family_and_a_main_metric(self) -> None:
+        info = self.task_cls.info(self.task_name)
+        assert info.family in FAMILY_PARTNERS, (
+            f"family {info.family!r} is none of {sorted(FAMILY_PARTNERS)}: set the "
+            "class attribute `family` (or subclass a family's task class)"
+        )
+        assert info.main_metric, "set `main_metric`: the key evaluate() ranks by"
+        assert info.description, "set `description`: one line the leaderboard shows"
+
+    def test_locates_its_data_with_a_stable_fingerprint(self) -> None:
+        first, second = self._locate(), self._locate()
+        assert first.sha256 and first.sha256 == second.sha256, (
+            "locate() gave two fingerprints for the same data: hash the files "
+            "(harness.data.fingerprint) or the generator's config"
+        )
+
+    def test_returns_its_main_metric(self) -> None:
+        self._locate()  # skips when the data is missing
+        result = self._run()
+        _assert_ran(result, f"a {self.task_name} run")
+        per_item = result.per_item
+        assert per_item, (
+            "evaluate() returned no per-item scores: the leaderboard's paired "
+            "tests need them (Evaluation.per_item[metric][item_id])"
+        )
+        values = [v for scores in per_item.values() for v in scores.values()]
+        assert all(_finite(v) for v in values), "a per-item score is NaN or inf"
+
+    def test_deterministic_under_a_seed(self) -> None:
+        if not self.check_determinism:
+            _skip("check_determinism = False")
+        self._locate()
+        first = self._run()
+        second = self._run(reuse=False)
+        assert first.metrics == second.metrics, (
+            "two runs with the same seed gave different metrics: draw randomness "
+            "from torch's global generator (seeded per run) or context.generator"
+        )

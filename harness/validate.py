@@ -16,12 +16,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import io
 import itertools
 import multiprocessing
 import os
 import re
-import tempfile
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -228,6 +226,23 @@ def _contract_checks(
             yield from _run_contract(
                 testing.LabelLossContract, {"loss_cls": cls}, label, announce
             )
+    elif kind == "model":
+        yield from _run_contract(
+            testing.ModelContract, {"model_cls": cls}, label, announce
+        )
+    elif kind == "task":
+        if getattr(cls, "accepts_argument", False):
+            yield Check(
+                label,
+                "contracts",
+                "skip",
+                "a NAME:ARGUMENT task: subclass harness.testing.TaskContract "
+                "with task_argument set in your tests",
+            )
+            return
+        yield from _run_contract(
+            testing.TaskContract, {"task_cls": cls}, label, announce
+        )
 
 
 def _run_contract(
@@ -284,8 +299,7 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
     cls: type,
     label: str,
 ) -> Iterator[Check]:
-    from .config import Selections
-    from .session import BenchOptions, Session
+    from .testing import bench_once
 
     families = sorted(getattr(cls, "families", ()))
     if kind == "task":
@@ -300,35 +314,20 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
         params = [f"task.{chosen['task']}.{k}={v}" for k, v in task_params.items()]
         if kind == "task":
             params = []  # a task's own defaults are what it would bench with
-        with tempfile.TemporaryDirectory(prefix="harness-validate-") as tmp:
-            quiet = Console(file=io.StringIO(), width=160)  # the bench's own output
-            options = BenchOptions(
-                selections=Selections(
-                    task=[chosen["task"]],
-                    model=[chosen["model"]],
-                    loss=[chosen["loss"]],
-                    sampler=[chosen["sampler"]],
-                ),
-                seeds=1,
-                params=params,
-                jobs=1,  # a worker process: a crash fails the run, not the report
-                store=Path(tmp) / "results.db",
-                plugin_options=host_options,
+        title = f"smoke run: {' · '.join(chosen.values())}"
+        try:
+            # a worker process: a crash fails the run, not the report
+            result, why_not = bench_once(
+                host, chosen, params=params, jobs=1, plugin_options=host_options
             )
-            title = f"smoke run: {' · '.join(chosen.values())}"
-            try:
-                session = Session(host, options, quiet)
-                session.run()
-            except UsageError as exc:
-                yield Check(label, title, "FAIL", str(exc))
-                continue
-            if not session.results:
-                note = "; ".join(session.notes) or "nothing ran"
-                yield Check(label, title, "skip", note)
-                continue
-            (result,) = session.results
-            if result.ok:
-                score = result.main_score
-                yield Check(label, title, "pass", f"{result.main_metric}={score:.4f}")
-            else:
-                yield Check(label, title, "FAIL", result.error or "failed")
+        except UsageError as exc:
+            yield Check(label, title, "FAIL", str(exc))
+            continue
+        if result is None:
+            yield Check(label, title, "skip", why_not)
+            continue
+        if result.ok:
+            score = result.main_score
+            yield Check(label, title, "pass", f"{result.main_metric}={score:.4f}")
+        else:
+            yield Check(label, title, "FAIL", result.error or "failed")

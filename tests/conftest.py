@@ -56,6 +56,12 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def harness_env(cache_dir: Path) -> dict[str, str]:
+    return harness_environment(cache_dir)
+
+
+def harness_environment(cache_dir: Path) -> dict[str, str]:
+    """The environment a CLI subprocess of the tests runs with: offline, the
+    session's cache, no plugins or store from the caller's environment."""
     env = dict(os.environ)
     env["HARNESS_CACHE_DIR"] = str(cache_dir)
     env.setdefault("NUMBA_CACHE_DIR", str(cache_dir / "numba"))

@@ -9,15 +9,18 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TOY, results_json
+from conftest import REPO, TOY, harness_environment, results_json
 
 from harness import Loss, Model, Sampler, Task, TextEncoder, hookimpl, hookspecs
 from harness.plugin import PluginOptions, make_plugin_host
+from harness.testing import write_tiny_beir
 
 RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))
 SMALL = ("--param", "task.beir.epochs=1", "--param", "task.beir.depth=20")
@@ -178,9 +181,52 @@ def test_hook_harness_modify_runs(run_harness, tiny_beir, record):
     assert {r["sampler"] for r in results_json(run_harness)} == {"random"}
 
 
-def test_hook_harness_session_start(run_harness, tiny_beir, record):
-    run_bench(run_harness, tiny_beir, record, *BASE)
-    (start,) = [c for c in recorded(record) if c["hook"] == "harness_session_start"]
+@dataclass
+class SharedBench:
+    """One recorded ``harness bench --jobs 1`` that several hook tests read."""
+
+    folder: Path  #: the bench's working folder (its store lives here)
+    calls: list[dict]  #: the recorder's hook calls, in order
+    env: dict[str, str]
+
+    def harness(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args],
+            cwd=self.folder,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="module")
+def shared_bench(tmp_path_factory, cache_dir) -> SharedBench:
+    folder = tmp_path_factory.mktemp("hooks")
+    beir = write_tiny_beir(folder / "tiny")
+    record = folder / "record.jsonl"
+    bench = SharedBench(folder, [], harness_environment(cache_dir))
+    done = bench.harness(
+        "bench",
+        *TOY,
+        *RECORDER,
+        "--task",
+        f"beir:{beir}",
+        *SMALL,
+        *BASE,
+        "--jobs",
+        "1",
+        HARNESS_TEST_RECORD=str(record),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    bench.calls = recorded(record)
+    return bench
+
+
+def test_hook_harness_session_start(shared_bench):
+    calls = shared_bench.calls
+    (start,) = [c for c in calls if c["hook"] == "harness_session_start"]
     assert len(start["runs"]) == 2
 
 
@@ -214,15 +260,14 @@ def test_hook_harness_executor(run_harness, tiny_beir, record):
     )
 
 
-def test_hook_harness_run_phase(run_harness, tiny_beir, record):
-    run_bench(run_harness, tiny_beir, record, *BASE, "--jobs", "1")
-    phases = {c["phase"] for c in recorded(record) if c["hook"] == "harness_run_phase"}
+def test_hook_harness_run_phase(shared_bench):
+    calls = shared_bench.calls
+    phases = {c["phase"] for c in calls if c["hook"] == "harness_run_phase"}
     assert {"setup", "load", "train", "mine", "evaluate"} <= phases
 
 
-def test_hook_harness_result(run_harness, tiny_beir, record):
-    run_bench(run_harness, tiny_beir, record, *BASE)
-    results = [c for c in recorded(record) if c["hook"] == "harness_result"]
+def test_hook_harness_result(shared_bench):
+    results = [c for c in shared_bench.calls if c["hook"] == "harness_result"]
     assert sorted(c["status"] for c in results) == ["ok", "ok"]
 
 
@@ -236,9 +281,8 @@ def test_hook_harness_session_finish(run_harness, tiny_beir, record):
     assert [f["exitstatus"] for f in finishes] == [0, 0]
 
 
-def test_hook_call_order_over_a_session(run_harness, tiny_beir, record):
-    run_bench(run_harness, tiny_beir, record, *BASE, "--jobs", "1")
-    order = [c["hook"] for c in recorded(record)]
+def test_hook_call_order_over_a_session(shared_bench):
+    order = [c["hook"] for c in shared_bench.calls]
     text = " ".join(dict.fromkeys(order))  # first occurrence of each hook
     assert re.fullmatch(
         "harness_modify_runs harness_session_start harness_run harness_run_phase "
@@ -252,27 +296,31 @@ def test_hook_call_order_over_a_session(run_harness, tiny_beir, record):
 # -- leaderboard -----------------------------------------------------------------------
 
 
-def test_hook_harness_rank(run_harness, tiny_beir, record, tmp_path):
-    run_bench(run_harness, tiny_beir, record, *BASE)
-    env = {"HARNESS_TEST_RECORD": str(record), "RECORDER_RANK": "1"}
-    done = run_harness(
-        "leaderboard", "build", *TOY, *RECORDER, "--out", str(tmp_path / "b"), env=env
-    )
-    assert done.returncode == 0, done.stderr
-    board = json.loads((tmp_path / "b" / "leaderboard.json").read_text())
-    assert board["rows"] == []  # the plugin's board won over the built-in ranker
-
-
-def test_hook_harness_render(run_harness, tiny_beir, record, tmp_path):
-    run_bench(run_harness, tiny_beir, record, *BASE)
-    done = run_harness(
+def test_hook_harness_rank(shared_bench, record, tmp_path):
+    done = shared_bench.harness(
         "leaderboard",
         "build",
         *TOY,
         *RECORDER,
         "--out",
         str(tmp_path / "b"),
-        env={"HARNESS_TEST_RECORD": str(record)},
+        HARNESS_TEST_RECORD=str(record),
+        RECORDER_RANK="1",
+    )
+    assert done.returncode == 0, done.stderr
+    board = json.loads((tmp_path / "b" / "leaderboard.json").read_text())
+    assert board["rows"] == []  # the plugin's board won over the built-in ranker
+
+
+def test_hook_harness_render(shared_bench, record, tmp_path):
+    done = shared_bench.harness(
+        "leaderboard",
+        "build",
+        *TOY,
+        *RECORDER,
+        "--out",
+        str(tmp_path / "b"),
+        HARNESS_TEST_RECORD=str(record),
     )
     assert done.returncode == 0, done.stderr
     # every renderer runs: the built-in JSON and the plugin's text file

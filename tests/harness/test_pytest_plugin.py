@@ -24,6 +24,14 @@ def test_fixtures(harness_host, harness_host_with, harness_candidate_batch,
     assert (harness_tiny_beir / "qrels" / "test.tsv").is_file()
 
 
+def test_a_real_run_on_a_tiny_task(harness_tiny_run):
+    from my_plugin import FirstK
+
+    result = harness_tiny_run("retrieval", sampler=FirstK)
+    assert result.ok, result.error
+    assert result.spec.sampler == "first-k" and result.metrics["ndcg@10"] > 0
+
+
 from my_plugin import FirstK
 
 
@@ -94,4 +102,4 @@ def test_fixtures_and_contracts_in_an_authors_suite(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "6 passed, 1 skipped" in done.stdout
+    assert "7 passed, 1 skipped" in done.stdout

@@ -25,11 +25,14 @@ needs_pip = pytest.mark.skipif(
 def test_scaffolds_install_pass_their_tests_and_register(
     tmp_path: Path, harness_env: dict[str, str]
 ) -> None:
-    assert main(["new-plugin", "soft-hard", "--dir", str(tmp_path)]) == 0
-    assert (
-        main(["new-plugin", "tight-margin", "--kind", "loss", "--dir", str(tmp_path)])
-        == 0
-    )
+    packages = {
+        "soft-hard": "sampler",
+        "tight-margin": "loss",
+        "diag-bilinear": "model",
+        "my-graph": "task",
+    }
+    for name, kind in packages.items():
+        assert main(["new-plugin", name, "--kind", kind, "--dir", str(tmp_path)]) == 0
     site = tmp_path / "site"
     subprocess.run(
         [
@@ -42,15 +45,14 @@ def test_scaffolds_install_pass_their_tests_and_register(
             "--no-build-isolation",
             "--target",
             str(site),
-            str(tmp_path / "soft-hard"),
-            str(tmp_path / "tight-margin"),
+            *(str(tmp_path / name) for name in packages),
         ],
         check=True,
         capture_output=True,
         timeout=300,
     )
     env = {**harness_env, "PYTHONPATH": os.pathsep.join([str(site), *sys.path])}
-    for package in ("soft-hard", "tight-margin"):
+    for package in packages:
         tests = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
             cwd=tmp_path / package,
@@ -74,6 +76,8 @@ def test_scaffolds_install_pass_their_tests_and_register(
     assert found["soft_hard"]["origin"] == "entrypoint"
     assert found["soft_hard"]["components"] == {"sampler": ["soft-hard"]}
     assert found["tight_margin"]["components"] == {"loss": ["tight-margin"]}
+    assert found["diag_bilinear"]["components"] == {"model": ["diag-bilinear"]}
+    assert found["my_graph"]["components"] == {"task": ["my-graph"]}
 
 
 @pytest.mark.parametrize(
@@ -81,8 +85,8 @@ def test_scaffolds_install_pass_their_tests_and_register(
     [
         (["Bad_Name"], "plugin name 'Bad_Name': use lower-case words joined by '-'"),
         (
-            ["my-task", "--kind", "task"],
-            "--kind task: scaffolds exist for sampler, loss",
+            ["my-thing", "--kind", "trainer"],
+            "--kind trainer: choose one of sampler, loss, model, task",
         ),
     ],
 )

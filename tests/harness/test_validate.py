@@ -70,3 +70,53 @@ def test_validate_target_must_be_a_plugin(tmp_path: Path, capsys) -> None:
     empty.write_text("x = 1\n")
     assert main(["validate", str(empty)]) == 4
     assert "registers no sampler, loss, model or task" in capsys.readouterr().err
+
+
+BROKEN_MODEL = '''
+import torch
+from harness import KGEModel, hookimpl
+
+
+class SharedOnly(KGEModel):
+    """DistMult whose score_shared forgets the ``tails`` argument."""
+
+    name = "shared-only"
+
+    @property
+    def built(self):
+        return hasattr(self, "entities")
+
+    def build(self, num_entities, num_relations):
+        self.entities = torch.nn.Embedding(num_entities, 16)
+        self.relations = torch.nn.Embedding(num_relations, 16)
+
+    def score_pairs(self, heads, relations, tails):
+        query = self.entities(heads) * self.relations(relations)
+        return torch.einsum("bd,bkd->bk", query, self.entities(tails))
+
+    def score_shared(self, heads, relations, tails=None):
+        query = self.entities(heads) * self.relations(relations)
+        return query @ self.entities.weight.T
+
+
+@hookimpl
+def harness_register_models():
+    return [SharedOnly]
+'''
+
+
+def test_validate_checks_a_model_through_its_contract(
+    run_harness, tmp_path: Path
+) -> None:
+    plugin = tmp_path / "my_model.py"
+    plugin.write_text(BROKEN_MODEL)
+    done = run_harness("validate", str(plugin))
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = done.stdout
+    assert "model shared-only (families: kge)" in report
+    assert "pass trains and evaluates on each family" in report
+    assert (
+        "FAIL outputs have the promised shapes: score_shared(heads, relations, tails "
+        "(M,)) returned (5, 12), expected (B, M) = (5, 4): score only the given tails"
+    ) in " ".join(report.split())
+    assert "pass smoke run: nations · shared-only · nssa · uniform: mrr=" in report
