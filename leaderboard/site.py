@@ -47,6 +47,9 @@ STATIC = Path(__file__).parent / "static"
 HARDNESS_AXIS = "negative score - positive score"
 _SAFE_NAME = re.compile(r"[a-z0-9_-]+")
 PAGE_FOLDERS = ("family", "task", "method", "run")
+#: the relative path to the site's root from a page ``depth`` folders down;
+#: Markup: constant, and escaping it on every link of every page costs
+_ROOTS = (Markup(""), Markup("../"))
 #: render pages in forked workers from this many pages on (one per run)
 PARALLEL_FROM = 2000
 #: metrics shown next to the main metric on a task page
@@ -59,6 +62,8 @@ def _environment() -> Environment:
         autoescape=select_autoescape(["html"], default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        # templates do not change during a build: no stat() per page rendered
+        auto_reload=False,
     )
     # filters, not macros: a macro call costs ~10x more, and a build renders
     # one page per run
@@ -142,11 +147,20 @@ class _Site:
             "generated_at": data["generated_at"],
             "schema_version": data["schema_version"],
         }
+        self.templates = {
+            name: self.env.get_template(f"{name}.html")
+            for name in ("index", *PAGE_FOLDERS)
+        }
+        # the header's family links, the same on every page of a depth: built
+        # once instead of once per page (10,000 run pages)
+        nav = self.env.get_template("nav.html")
+        self.navs = [Markup(nav.render(root=root, **self.common)) for root in _ROOTS]
 
     def page(self, template: str, path: str, **context: Any) -> None:
-        root = "../" * path.count("/")
-        html = self.env.get_template(template).render(
-            root=root, **self.common, **context
+        """Render ``template`` (``index`` or a page folder's name) to ``path``."""
+        depth = path.count("/")
+        html = self.templates[template].render(
+            root=_ROOTS[depth], nav=self.navs[depth], **self.common, **context
         )
         (self.out / path).write_text(html, encoding="utf-8")
 
@@ -182,7 +196,7 @@ class _Site:
         for task in data["tasks"].values():
             family_tasks[task["family"]] += 1
         self.page(
-            "index.html",
+            "index",
             "index.html",
             overall=data["overall"],
             tasks=data["tasks"],
@@ -239,7 +253,7 @@ class _Site:
                 hardness[row["sampler"]].append(row["diagnostics"])
         methods.sort(key=lambda m: -m["score"])
         self.page(
-            "family.html",
+            "family",
             f"family/{family}.html",
             family=family,
             family_tasks=tasks,
@@ -265,7 +279,7 @@ class _Site:
             if r["mean"] is not None
         ]
         self.page(
-            "task.html",
+            "task",
             f"task/{task['slug']}.html",
             task={**task, "name": name},
             rows=rows,
@@ -301,7 +315,7 @@ class _Site:
     def method(self, summary: dict[str, Any]) -> None:
         rows = sorted(self.rows_by_method[summary["method_slug"]], key=_task_order)
         self.page(
-            "method.html",
+            "method",
             f"method/{summary['method_slug']}.html",
             method=summary,
             rows=rows,
@@ -313,7 +327,7 @@ class _Site:
         row = self.row_of_run.get(run["run_id"])  # None: a failed run
         params = run.get("params") or {}
         self.page(
-            "run.html",
+            "run",
             f"run/{run['run_id']}.html",
             run=run,
             row=row,
