@@ -26,6 +26,7 @@ from pathlib import Path
 
 from harness.store import ResultStore
 from harness.testing import make_run_results
+from harness.types import TaskInfo
 
 FAMILIES = (
     ("retrieval", "ndcg@10"),
@@ -56,6 +57,11 @@ def main() -> None:
         with ResultStore(store_path) as store:
             for result in results:
                 store.save(result)
+            # as `harness bench` does: the build then needs no task plugin
+            store.save_tasks(
+                TaskInfo(name=name, family=family, main_metric=metric)
+                for name, (family, metric) in tasks.items()
+            )
         print(
             f"synthesised {len(results)} runs x {args.items} items in "
             f"{time.perf_counter() - start:.1f} s (not timed)"

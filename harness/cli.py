@@ -24,6 +24,7 @@ from .errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from .plugin import PluginHost, PluginOptions
+    from .types import TaskInfo
 
 __all__ = ["main"]
 
@@ -168,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_validate.add_argument(
         "plugin", help="a .py file, an importable module or an installed distribution"
     )
+    p_validate.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds a component's contract checks, and each smoke run, may take "
+        "before they fail (default 600)",
+    )
 
     p_plugins = sub.add_parser(
         "plugins", parents=[plugins], help="list plugins and what they contribute"
@@ -305,7 +313,9 @@ def cmd_new_plugin(args: argparse.Namespace, console: Console) -> ExitCode:
 def cmd_validate(args: argparse.Namespace, console: Console) -> ExitCode:
     from .validate import validate
 
-    return validate(args.plugin, console)
+    if not args.timeout > 0:
+        raise UsageError(f"--timeout {args.timeout}: must be a positive number")
+    return validate(args.plugin, console, timeout=args.timeout)
 
 
 def cmd_plugins(args: argparse.Namespace, console: Console) -> ExitCode:
@@ -428,14 +438,15 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
     from .bundle import load_submissions, submissions_dir_for
     from .store import ResultStore
 
-    host, _ = _host(args)
     results = []
+    stored_tasks: dict[str, TaskInfo] = {}
     if args.store.exists():  # a maintainer's board may hold submissions only
         with ResultStore(args.store, create=False) as store:
             results = store.load()
             # paired tests need the main metric's per-item scores (STS: the
             # cosine/gold pairs its correlation is computed from)
             per_item = store.per_item_of_runs(extra_metrics=("cosine", "gold"))
+            stored_tasks = store.task_infos()
         for result in results:
             result.per_item = per_item.get(result.run_id, {})
     # the runs live until the build ends: in the permanent generation, the
@@ -455,12 +466,7 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
             f"nothing to build: no runs in {args.store} and no bundles in "
             f"{submissions} (run `harness bench`, or `harness leaderboard add`)"
         )
-    tasks = {}
-    for r in results:
-        if r.spec.task in host.registries.tasks:
-            tasks[r.spec.task] = host.registries.tasks.get(r.spec.task).cls.info(
-                r.spec.task
-            )
+    host, tasks = _board_host(args, {r.spec.task for r in results}, stored_tasks)
     board = host.hook.harness_rank(results=results, tasks=tasks)
     if board is None:
         raise UsageError(
@@ -475,6 +481,32 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
     )
     _exit_when_done.set()  # every file is written and closed; only stdio is left
     return ExitCode.OK
+
+
+def _board_host(
+    args: argparse.Namespace, needed: set[str], stored: dict[str, TaskInfo]
+) -> tuple[PluginHost, dict[str, TaskInfo]]:
+    """The plugin host of a leaderboard build and the infos of its tasks.
+
+    When the store knows every task (benches record them), the built-in
+    components are not loaded: they import torch, about a second of a build.
+    Otherwise the task plugins answer, as installed here; a task installed
+    nowhere is inferred from its runs by the ranker.
+    """
+    from dataclasses import replace
+
+    from .plugin import LEADERBOARD_PLUGINS, PluginOptions, make_plugin_host
+
+    options = PluginOptions.from_cli(args.plugins, args.plugins_dir)
+    if needed <= stored.keys():
+        light = make_plugin_host(replace(options, builtins=LEADERBOARD_PLUGINS))
+        return light, {name: stored[name] for name in needed}
+    host = make_plugin_host(options)
+    registry = host.registries.tasks
+    infos = {
+        name: registry.get(name).cls.info(name) for name in needed if name in registry
+    }
+    return host, infos
 
 
 def _serve(directory: Path, port: int, console: Console) -> ExitCode:

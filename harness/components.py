@@ -11,12 +11,13 @@ incompatible combinations with a note instead of crashing.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
+
+from .types import KINDS
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -44,10 +45,6 @@ __all__ = [
     "base_class",
 ]
 
-#: component kinds, in matrix order
-KINDS: tuple[str, ...] = ("task", "model", "loss", "sampler")
-
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 #: what :meth:`Sampler.num_negatives` returns to ask for every candidate that
 #: may be a negative (the multi-label ``all`` sampler); protocols cap K at the

@@ -39,6 +39,7 @@ from .registry import Registries
 __all__ = [
     "BUILTIN_PLUGINS",
     "ENTRY_POINT_GROUP",
+    "LEADERBOARD_PLUGINS",
     "PluginHost",
     "PluginInfo",
     "PluginOptions",
@@ -108,6 +109,10 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "negbench_leaderboard.json_render",
     "negbench_leaderboard.site",
 )
+#: the built-ins a leaderboard build uses: ranking and rendering, no components
+LEADERBOARD_PLUGINS: tuple[str, ...] = tuple(
+    m for m in BUILTIN_PLUGINS if m.startswith("negbench_leaderboard.")
+)
 #: built-ins that cannot be blocked (nothing would execute runs without them)
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"harness.runner"})
 
@@ -135,6 +140,9 @@ class PluginOptions:
     env_modules: tuple[str, ...] = ()
     autoload: bool = True
     trace: bool = False
+    #: load only these built-in modules (None: all of :data:`BUILTIN_PLUGINS`);
+    #: ``harness leaderboard build`` needs none of the components
+    builtins: tuple[str, ...] | None = None
 
     @classmethod
     def from_cli(
@@ -253,8 +261,8 @@ class _Loader:
                 f"{what}: cannot import '{module}': {_one_line(exc)}"
             ) from None
 
-    def load_builtins(self) -> None:
-        for module in BUILTIN_PLUGINS:
+    def load_builtins(self, only: tuple[str, ...] | None = None) -> None:
+        for module in BUILTIN_PLUGINS if only is None else only:
             if self.is_blocked(module) and module not in ESSENTIAL_PLUGINS:
                 continue
             mod = self.import_module(module, "built-in plugin")
@@ -397,7 +405,7 @@ def make_plugin_host(
     """
     options = options or PluginOptions()
     loader = _Loader(options)
-    loader.load_builtins()
+    loader.load_builtins(options.builtins)
     loader.load_modules(options.modules, "module")
     if options.autoload:
         loader.load_entry_points()

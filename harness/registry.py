@@ -12,20 +12,15 @@ import difflib
 import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .components import (
-    KINDS,
-    NAME_PATTERN,
-    Component,
-    Loss,
-    Model,
-    Sampler,
-    Task,
-    base_class,
-)
 from .errors import UsageError
-from .types import FAMILIES
+from .types import FAMILIES, KINDS, NAME_PATTERN
+
+if TYPE_CHECKING:
+    # the component base classes import torch; registries do not need them
+    # until a component registers (`harness leaderboard build` never does)
+    from .components import Component, Loss, Model, Sampler, Task
 
 __all__ = ["Entry", "Registries", "Registry", "plural", "split_name"]
 
@@ -47,7 +42,7 @@ def _missing_abstract_methods(cls: type) -> list[str]:
     return sorted(set(missing))
 
 
-C = TypeVar("C", bound=Component)
+C = TypeVar("C", bound="Component")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +77,8 @@ class Registry(Generic[C]):
         self._entries[name] = Entry(self.kind, cls, plugin)
 
     def _validate(self, cls: Any, plugin: str) -> None:
+        from .components import Loss, base_class
+
         where = f"plugin '{plugin}' registered {self.kind} {cls!r}"
         base = base_class(self.kind)
         if not (inspect.isclass(cls) and issubclass(cls, base)):

@@ -33,7 +33,7 @@ import numpy as np
 
 from .errors import UsageError
 from .plugin import hookimpl
-from .types import RunResult
+from .types import RunResult, TaskInfo
 
 if TYPE_CHECKING:
     from .session import Session
@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS item_scores (
     items TEXT NOT NULL,             -- JSON list of item ids
     item_values BLOB NOT NULL,       -- float64 little-endian, one per item
     PRIMARY KEY (run_id, metric)
+);
+CREATE TABLE IF NOT EXISTS tasks (   -- what the leaderboard needs per task
+    name TEXT PRIMARY KEY,
+    info TEXT NOT NULL               -- TaskInfo as JSON
 );
 CREATE TABLE IF NOT EXISTS claims (  -- runs a live session is executing
     run_id TEXT PRIMARY KEY,
@@ -151,6 +155,33 @@ class ResultStore:
                 "DELETE FROM claims WHERE run_id = ? AND host = ? AND pid = ?",
                 (result.run_id, *_me()),
             )
+
+    def save_tasks(self, infos: Iterable[TaskInfo]) -> None:
+        """Remember what the leaderboard shows of each task (family, main
+        metric, direction, description), so a build need not load the task
+        plugins (and torch) to know them."""
+        rows = [
+            (
+                info.name,
+                json.dumps(
+                    {
+                        "family": info.family,
+                        "main_metric": info.main_metric,
+                        "higher_is_better": info.higher_is_better,
+                        "description": info.description,
+                    },
+                    sort_keys=True,
+                ),
+            )
+            for info in infos
+        ]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?,?)", rows)
+
+    def task_infos(self) -> dict[str, TaskInfo]:
+        """The task infos :meth:`save_tasks` remembered, by task name."""
+        rows = self._db.execute("SELECT name, info FROM tasks").fetchall()
+        return {name: TaskInfo(name=name, **json.loads(info)) for name, info in rows}
 
     # -- claims (several sessions on one store) ---------------------------------------
 
@@ -337,6 +368,7 @@ def harness_modify_runs(session: Session, runs: list[Run]) -> None:
     store = session.store
     if store is None:
         return
+    store.save_tasks(session.tasks.values())
     if not session.options.rerun:
         done = store.completed(r.run_id for r in runs)
         if done:

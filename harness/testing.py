@@ -656,6 +656,7 @@ def bench_once(
     params: Sequence[str] = (),
     jobs: int = 0,
     plugin_options: PluginOptions | None = None,
+    timeout: float | None = None,
 ) -> tuple[RunResult | None, str]:
     """Seed 0 of the matrix ``chosen`` (kind -> name) as ``harness bench``
     executes it, into a throw-away store: (the result, or why there is none).
@@ -664,6 +665,7 @@ def bench_once(
     :param jobs: 0 runs in this process; 1 in a worker process, so a crash
         fails the run instead of the caller.
     :param plugin_options: how a worker process loads the plugins (jobs=1).
+    :param timeout: seconds before the run fails (worker processes only).
     """
     import io
     import tempfile
@@ -679,6 +681,7 @@ def bench_once(
             seeds=1,
             params=list(params),
             jobs=jobs,
+            timeout=timeout,
             store=Path(tmp) / "results.db",
             plugin_options=plugin_options or PluginOptions(autoload=False),
         )

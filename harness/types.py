@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+if TYPE_CHECKING:
+    # annotations only: the stored types (results, boards) load without torch
+    import torch
 
 __all__ = [
     "FAMILIES",
+    "KINDS",
+    "NAME_PATTERN",
     "NONE",
     "SCHEMA_VERSION",
     "BoardRow",
@@ -44,6 +49,11 @@ FAMILIES: tuple[str, ...] = ("retrieval", "sts", "kge", "multilabel")
 
 #: the loss/sampler of a run whose model does not train (zero-shot reference rows)
 NONE = "none"
+
+#: component kinds, in matrix order
+KINDS: tuple[str, ...] = ("task", "model", "loss", "sampler")
+#: what a component's ``name`` may look like
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 #: version of the stored result schema (``RunResult.to_dict``)
 SCHEMA_VERSION = 1

@@ -20,6 +20,7 @@ import itertools
 import multiprocessing
 import os
 import re
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,8 +93,12 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def validate(target: str, console: Console) -> ExitCode:
-    """Run every check on ``target`` and print the report."""
+def validate(target: str, console: Console, *, timeout: float = 600.0) -> ExitCode:
+    """Run every check on ``target`` and print the report.
+
+    :param timeout: seconds one component's contract checks, and each of its
+        smoke runs, may take; a hung check fails instead of blocking.
+    """
     options, names = plugin_options(target)
     host = make_plugin_host(options)
     contributed = [
@@ -114,8 +119,8 @@ def validate(target: str, console: Console) -> ExitCode:
         console.print(f"[bold]{label}[/] (families: {_families(cls)})")
         # printed as they finish: a smoke run takes seconds
         for check in itertools.chain(
-            _isolated(_contract_checks, kind, cls, label),
-            _smoke_checks(host, options, kind, name, cls, label),
+            _isolated(_contract_checks, kind, cls, label, timeout),
+            _smoke_checks(host, options, kind, name, cls, label, timeout),
         ):
             checks.append(check)
             _print(console, check)
@@ -138,10 +143,11 @@ def _isolated(
     kind: str,
     cls: type,
     label: str,
+    timeout: float,
 ) -> list[Check]:
     """Run ``checks`` in a forked child, so a component that kills its
-    process (a segfault, the OOM killer) fails its check instead of the
-    whole report."""
+    process (a segfault, the OOM killer) or hangs fails its check instead of
+    the whole report."""
     if not hasattr(os, "fork"):
         return list(checks(kind, cls, label, lambda name: None))
     receiver, sender = multiprocessing.Pipe(duplex=False)
@@ -152,7 +158,20 @@ def _isolated(
     sender.close()
     done: list[Check] = []
     current = ""
+    deadline = time.monotonic() + timeout
     while True:
+        if not receiver.poll(max(0.0, deadline - time.monotonic())):
+            started.kill()
+            started.join()
+            done.append(
+                Check(
+                    label,
+                    current or "contracts",
+                    "FAIL",
+                    f"timed out after {timeout:g} s",
+                )
+            )
+            return done
         try:
             message = receiver.recv()
         except EOFError:
@@ -298,6 +317,7 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
     name: str,
     cls: type,
     label: str,
+    timeout: float,
 ) -> Iterator[Check]:
     from .testing import bench_once
 
@@ -318,7 +338,12 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
         try:
             # a worker process: a crash fails the run, not the report
             result, why_not = bench_once(
-                host, chosen, params=params, jobs=1, plugin_options=host_options
+                host,
+                chosen,
+                params=params,
+                jobs=1,
+                plugin_options=host_options,
+                timeout=timeout,
             )
         except UsageError as exc:
             yield Check(label, title, "FAIL", str(exc))

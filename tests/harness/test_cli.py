@@ -448,7 +448,7 @@ def test_results_json_is_a_list_even_when_empty(run_harness, tiny_beir):
     )
 
 
-def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path):
+def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path, harness_env):
     bench_tiny(
         run_harness,
         tiny_beir,
@@ -479,6 +479,32 @@ def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path):
     for run_id in board["runs"]:
         page = (site / "run" / f"{run_id}.html").read_text()
         assert "harness bench --task" in page
+    # the bench recorded its task's info in the store, so the build loaded no
+    # component plugin (nor torch), yet shows the task as its plugin describes it
+    (task,) = board["tasks"]
+    build = ["leaderboard", "build", "--out", str(tmp_path / "b2")]
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from harness.cli import main; "
+            f"code = main({build!r}); print(code, 'torch' in sys.modules)",
+        ],
+        cwd=tmp_path,
+        env=harness_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert probe.stdout.split()[-2:] == ["0", "False"], probe.stdout + probe.stderr
+    light = json.loads((tmp_path / "b2" / "leaderboard.json").read_text())
+    from harness.plugin import PluginOptions, make_plugin_host
+
+    registry = make_plugin_host(PluginOptions(autoload=False)).registries.tasks
+    described = registry.get(task).cls.info(task).description
+    assert light["tasks"][task]["description"] == described != ""
+    assert [r["rank"] for r in light["rows"]] == [r["rank"] for r in board["rows"]]
 
 
 @pytest.mark.parametrize(

@@ -380,9 +380,22 @@ def make_run(seed: int) -> Run:
 
 
 def stand_in_session(
-    store: ResultStore | None, *, rerun: bool = False
+    store: ResultStore | None, *, rerun: bool = False, tasks: Any = None
 ) -> SimpleNamespace:
-    return SimpleNamespace(store=store, options=SimpleNamespace(rerun=rerun), notes=[])
+    return SimpleNamespace(
+        store=store,
+        options=SimpleNamespace(rerun=rerun),
+        notes=[],
+        tasks=tasks or {},
+    )
+
+
+def test_modify_runs_records_the_planned_tasks(store: ResultStore):
+    from harness.types import TaskInfo
+
+    info = TaskInfo(name="t", family="sts", main_metric="spearman", description="d")
+    harness_modify_runs(stand_in_session(store, tasks={"t": info}), [make_run(0)])
+    assert store.task_infos() == {"t": info}
 
 
 def test_modify_runs_drops_completed_runs(store: ResultStore):
@@ -483,3 +496,33 @@ def test_claims_respect_live_sessions_and_take_over_dead_ones(store: ResultStore
     rerun = stand_in_session(store, rerun=True)
     harness_modify_runs(session=rerun, runs=again)
     assert [r.spec.seed for r in again] == [1, 2]
+
+
+def test_task_infos_round_trip_and_latest_wins(tmp_path: Path):
+    from harness.types import TaskInfo
+
+    path = tmp_path / "results.db"
+    with ResultStore(path) as store:
+        assert store.task_infos() == {}
+        store.save_tasks([TaskInfo(name="t", family="kge", main_metric="mrr")])
+        store.save_tasks(
+            [
+                TaskInfo(
+                    name="t",
+                    family="kge",
+                    main_metric="mrr",
+                    higher_is_better=False,
+                    description="newer",
+                )
+            ]
+        )
+    with ResultStore(path, create=False) as store:
+        assert store.task_infos() == {
+            "t": TaskInfo(
+                name="t",
+                family="kge",
+                main_metric="mrr",
+                higher_is_better=False,
+                description="newer",
+            )
+        }

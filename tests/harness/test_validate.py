@@ -120,3 +120,35 @@ def test_validate_checks_a_model_through_its_contract(
         "(M,)) returned (5, 12), expected (B, M) = (5, 4): score only the given tails"
     ) in " ".join(report.split())
     assert "pass smoke run: nations · shared-only · nssa · uniform: mrr=" in report
+
+
+def _hanging_checks(kind, cls, label, announce):
+    from harness.validate import Check
+
+    announce("first check")
+    yield Check(label, "first check", "pass")
+    announce("hangs forever")
+    import time
+
+    time.sleep(3600)
+    yield Check(label, "never reached", "pass")
+
+
+def test_a_hanging_contract_check_fails_after_the_timeout() -> None:
+    import time
+
+    from harness.validate import _isolated
+
+    start = time.monotonic()
+    checks = _isolated(_hanging_checks, "sampler", object, "sampler stuck", 1.0)
+    assert time.monotonic() - start < 30
+    assert [(c.name, c.outcome) for c in checks] == [
+        ("first check", "pass"),
+        ("hangs forever", "FAIL"),
+    ]
+    assert checks[-1].message == "timed out after 1 s"
+
+
+def test_validate_timeout_must_be_positive(capsys) -> None:
+    assert main(["validate", "x.py", "--timeout", "0"]) == 4
+    assert "--timeout 0.0: must be a positive number" in capsys.readouterr().err
