@@ -361,12 +361,21 @@ class LocalExecutor:
         return item.result is not None
 
 
+#: what the worker forkserver imports for a family's runs, on top of
+#: :mod:`harness._preload`: the libraries only that family's metrics use
+FAMILY_PRELOADS: dict[str, tuple[str, ...]] = {
+    "retrieval": ("harness._preload_ranking",),  # ranx, compiled
+    "sts": ("scipy.stats",),
+    "multilabel": ("sklearn.metrics",),
+}
+
+
 def preload_modules(runs: Sequence[Run]) -> list[str]:
-    """What the worker forkserver imports before forking: ranx's compiled
-    metrics only when some run evaluates a ranking (the retrieval family)."""
-    if any(run.family == "retrieval" for run in runs):
-        return ["harness._preload_ranking"]
-    return ["harness._preload"]
+    """What the worker forkserver imports before forking: the common preload
+    plus what the families of ``runs`` need (a KGE-only bench skips ranx)."""
+    families = {run.family for run in runs}
+    extra = sorted({m for f in families for m in FAMILY_PRELOADS.get(f, ())})
+    return ["harness._preload", *extra]
 
 
 def default_jobs(requested: int | None, devices: Sequence[str]) -> int:

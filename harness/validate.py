@@ -1,11 +1,13 @@
 """``harness validate PLUGIN``: the component contracts plus a smoke run.
 
-A method author runs this before benchmarking or submitting: every sampler
-and loss the plugin registers goes through the same contract checks as the
-built-ins (:mod:`harness.testing`), and every component gets one short real
-run on a small task of each family it declares, through the same session
-machinery as ``harness bench`` (inline, in a temporary store).  The report
-says what failed and what to change; the exit code is non-zero on failure.
+A method author runs this before benchmarking or submitting: every sampler,
+loss, model and task the plugin registers goes through the same contract
+checks as the built-ins (:mod:`harness.testing`), and every component gets
+one short real run on the tiny in-memory task of each family it declares (a
+task: on its own data), through the same session machinery as ``harness
+bench`` (a worker process, a temporary store), so no dataset is needed.  The
+report says what failed and what to change; the exit code is non-zero on
+failure.
 
 PLUGIN is a ``.py`` file, an importable module, or an installed distribution
 that declares a ``harness`` entry point.
@@ -34,19 +36,14 @@ from .plugin import PluginHost, PluginOptions, make_plugin_host
 
 __all__ = ["Check", "plugin_options", "validate"]
 
-#: one short real run per family: (task, model, partner loss, partner sampler,
-#: task parameters); the plugin's component replaces the partner of its kind
-SMOKE: dict[str, tuple[str, str, str, str, dict[str, Any]]] = {
-    "retrieval": (
-        "synth-fn",
-        "bow",
-        "infonce",
-        "random",
-        {"epochs": 1, "n_docs": 600, "n_train": 200, "n_test": 50},
-    ),
-    "kge": ("nations", "distmult", "nssa", "uniform", {"epochs": 2}),
-    "sts": ("stsb", "bow", "infonce", "in-batch", {"epochs": 1}),
-    "multilabel": ("yeast", "mlp", "bce", "all", {"epochs": 2}),
+#: one short real run per family, on its tiny in-memory task (no dataset
+#: needed): the family's partner components (harness.testing.FAMILY_PARTNERS)
+#: with the plugin's component in place of the partner of its kind
+SMOKE_TASKS = {
+    "retrieval": "tiny-retrieval",
+    "sts": "tiny-sts",
+    "kge": "tiny-kge",
+    "multilabel": "tiny-multilabel",
 }
 
 
@@ -319,28 +316,32 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
     label: str,
     timeout: float,
 ) -> Iterator[Check]:
-    from .testing import bench_once
+    from .testing import FAMILY_PARTNERS, bench_once
+    from .types import NONE
 
     families = sorted(getattr(cls, "families", ()))
     if kind == "task":
         families = [getattr(cls, "family", "")]
     for family in families:
-        if family not in SMOKE:
+        if family not in SMOKE_TASKS:
             yield Check(label, f"smoke run ({family})", "skip", "no smoke task")
             continue
-        task, model, loss, sampler, task_params = SMOKE[family]
-        chosen = {"task": task, "model": model, "loss": loss, "sampler": sampler}
-        chosen[kind] = name
-        params = [f"task.{chosen['task']}.{k}={v}" for k, v in task_params.items()]
-        if kind == "task":
-            params = []  # a task's own defaults are what it would bench with
+        model, loss, sampler = FAMILY_PARTNERS[family]
+        chosen = {
+            "task": SMOKE_TASKS[family],
+            "model": model,
+            "loss": loss,
+            "sampler": sampler,
+        }
+        chosen[kind] = name  # a task runs on its own data, with its defaults
+        if not host.registries.models.get(chosen["model"]).cls.trainable:
+            chosen["loss"] = chosen["sampler"] = NONE
         title = f"smoke run: {' · '.join(chosen.values())}"
         try:
             # a worker process: a crash fails the run, not the report
             result, why_not = bench_once(
                 host,
                 chosen,
-                params=params,
                 jobs=1,
                 plugin_options=host_options,
                 timeout=timeout,

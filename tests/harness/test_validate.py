@@ -51,12 +51,12 @@ def test_validate_passes_a_good_sampler_and_explains_a_broken_one(
     good, broken = report.split("sampler one-too-many")
     assert "sampler first-k (families: retrieval)" in good
     assert "FAIL" not in good
-    assert "pass smoke run: synth-fn · bow · infonce · first-k: ndcg@10=" in good
+    assert "pass smoke run: tiny-retrieval · bow · infonce · first-k: ndcg@10=" in good
     assert (
         "FAIL shape dtype and range: sample() returned shape (8, 6), expected "
         "(8, 5): one row per anchor, num_negatives columns"
     ) in broken
-    assert "FAIL smoke run: synth-fn · bow · infonce · one-too-many: sampler " in broken
+    assert "FAIL smoke run: tiny-retrieval · bow · infonce · one-too-many: sampler " in broken
     assert report.rstrip().endswith("8 passed, 4 failed, 2 skipped")
 
 
@@ -119,7 +119,7 @@ def test_validate_checks_a_model_through_its_contract(
         "FAIL outputs have the promised shapes: score_shared(heads, relations, tails "
         "(M,)) returned (5, 12), expected (B, M) = (5, 4): score only the given tails"
     ) in " ".join(report.split())
-    assert "pass smoke run: nations · shared-only · nssa · uniform: mrr=" in report
+    assert "pass smoke run: tiny-kge · shared-only · nssa · uniform: mrr=" in report
 
 
 def _hanging_checks(kind, cls, label, announce):
