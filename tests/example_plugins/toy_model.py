@@ -54,7 +54,7 @@ class SleepySampler(Sampler):
     """Uniform negatives, slowly: makes runs long enough to kill or time out."""
 
     name = "sleepy"
-    families = frozenset({"retrieval"})
+    families = frozenset({"retrieval", "sts"})
     pool = "uniform"
 
     def __init__(self, *, seconds: float = 0.3) -> None:

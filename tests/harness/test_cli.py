@@ -29,6 +29,11 @@ def bench_tiny(run_harness, tiny_beir, *args, **kwargs):
     )
 
 
+#: the fault tests' bench: the in-memory STS task, whose protocol mines, trains
+#: and evaluates like retrieval's but whose workers start without ranx's JIT
+STS_BENCH = ("bench", *TOY, "--task", "tiny-sts", "--model", "bow", "--loss", "infonce")
+
+
 def test_matrix_runs_stores_and_ranks(run_harness, tiny_beir):
     done = bench_tiny(
         run_harness,
@@ -232,25 +237,17 @@ def test_inline_mode_gives_the_same_results(run_harness, tiny_beir):
 
 
 def test_kill_minus_9_loses_at_most_the_run_in_flight(
-    run_harness, harness_env, tiny_beir, tmp_path
+    run_harness, harness_env, tmp_path
 ):
     args = [
         sys.executable,
         "-m",
         "harness.cli",
-        "bench",
-        *TOY,
-        "--task",
-        f"beir:{tiny_beir}",
-        *TRAIN,
-        "--model",
-        "toy-bow",
-        "--loss",
-        "infonce",
+        *STS_BENCH,
         "--sampler",
         "sleepy",
         "--param",
-        "sampler.sleepy.seconds=0.2",
+        "sampler.sleepy.seconds=0.3",
         "--seeds",
         "4",
     ]
@@ -276,8 +273,9 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(2)  # workers notice the dead parent within 0.5 s
+    # the forkserver's command line names this test's folder (its sys.path)
     survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 when nothing matches
-        ["pgrep", "-f", f"beir:{tiny_beir}"], capture_output=True, text=True
+        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
     )
     assert survivors.stdout.strip() == "", (
         "worker processes outlived the killed session"
@@ -313,28 +311,14 @@ def _store_is_whole(db_path) -> None:
         assert bare == (0,)
 
 
-def test_kill_minus_9_at_each_point_then_resume_completes(
-    run_harness, tiny_beir, tmp_path
-):
-    bench = (
-        "--model",
-        "toy-bow",
-        "--loss",
-        "infonce",
-        "--sampler",
-        "topk-hard",  # mines: every phase below happens in each run
-        "--seeds",
-        "2",
-        "--param",
-        "task.beir.epochs=1",
-    )
+def test_kill_minus_9_at_each_point_then_resume_completes(run_harness, tmp_path):
+    # topk-hard mines: every phase below happens in each run
+    bench = (*STS_BENCH, "--sampler", "topk-hard", "--seeds", "2")
     for point in ("mine", "train", "evaluate", "store-write"):
-        done = bench_tiny(
-            run_harness, tiny_beir, *bench, env={"NEGBENCH_TEST_KILL_AT": point}
-        )
+        done = run_harness(*bench, env={"NEGBENCH_TEST_KILL_AT": point})
         assert done.returncode == -signal.SIGKILL, (point, done.stderr)
         assert results_json(run_harness) == [], point  # nothing half-written
-    done = bench_tiny(run_harness, tiny_beir, *bench)
+    done = run_harness(*bench)
     assert done.returncode == 0, done.stdout + done.stderr
     results = results_json(run_harness)
     assert sorted(r["seed"] for r in results) == [0, 1]  # each exactly once
@@ -343,34 +327,22 @@ def test_kill_minus_9_at_each_point_then_resume_completes(
 
 
 def test_concurrent_benches_on_one_store_split_the_work(
-    run_harness, harness_env, tiny_beir, tmp_path
+    run_harness, harness_env, tmp_path
 ):
     slow = (
-        "--model",
-        "toy-bow",
-        "--loss",
-        "infonce",
         "--sampler",
         "sleepy",
         "--param",
-        "sampler.sleepy.seconds=1",  # per step: each run lasts ~10 s
+        "sampler.sleepy.seconds=1",  # per step
+        "--param",
+        "task.tiny-sts.epochs=3",  # 9 steps: each run lasts ~10 s
         "--seeds",
         "2",
         "--threads",
         "1",  # two benches share the 2 cores: no oversubscription
     )
     first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "harness.cli",
-            "bench",
-            *TOY,
-            "--task",
-            f"beir:{tiny_beir}",
-            *TRAIN,
-            *slow,
-        ],
+        [sys.executable, "-m", "harness.cli", *STS_BENCH, *slow],
         cwd=tmp_path,
         env=harness_env,
         stdout=subprocess.PIPE,
@@ -389,7 +361,7 @@ def test_concurrent_benches_on_one_store_split_the_work(
             claimed = 0
     assert claimed == 2, "the first bench never claimed its runs"
     # the same runs plus two more, while the first bench executes
-    second = bench_tiny(run_harness, tiny_beir, *slow, "--sampler", "random")
+    second = run_harness(*STS_BENCH, *slow, "--sampler", "random")
     out, _ = first.communicate(timeout=300)
     assert first.returncode == 0, out
     assert second.returncode == 0, second.stdout + second.stderr

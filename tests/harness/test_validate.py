@@ -56,7 +56,10 @@ def test_validate_passes_a_good_sampler_and_explains_a_broken_one(
         "FAIL shape dtype and range: sample() returned shape (8, 6), expected "
         "(8, 5): one row per anchor, num_negatives columns"
     ) in broken
-    assert "FAIL smoke run: tiny-retrieval · bow · infonce · one-too-many: sampler " in broken
+    assert (
+        "FAIL smoke run: tiny-retrieval · bow · infonce · one-too-many: sampler "
+        in broken
+    )
     assert report.rstrip().endswith("8 passed, 4 failed, 2 skipped")
 
 
