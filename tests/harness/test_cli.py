@@ -106,41 +106,30 @@ def test_matrix_runs_stores_and_ranks(run_harness, tiny_beir):
     assert len(per_item[0]["per_item"]["ndcg@10"]) == 20  # the 20 test queries
 
 
-def test_resume_skips_completed_runs_and_rerun_repeats_them(run_harness, tiny_beir):
-    args = (
-        "--model",
-        "toy-bow",
-        "--loss",
-        "infonce",
-        "--sampler",
-        "random",
-        "--seeds",
-        "2",
-    )
-    first = bench_tiny(run_harness, tiny_beir, *args)
+def test_resume_skips_completed_runs_and_rerun_repeats_them(run_harness):
+    args = (*STS_BENCH, "--sampler", "random", "--seeds", "2")
+    first = run_harness(*args)
     assert first.returncode == 0, first.stderr
-    again = bench_tiny(run_harness, tiny_beir, *args)
+    again = run_harness(*args)
     assert again.returncode == 0
     assert "2 run(s) already completed" in again.stdout
     assert "0 run(s) executed" in again.stdout
     ids = [r["run_id"] for r in results_json(run_harness)]
-    rerun = bench_tiny(run_harness, tiny_beir, *args, "--rerun")
+    rerun = run_harness(*args, "--rerun")
     assert "2 run(s) executed" in rerun.stdout
     assert sorted(r["run_id"] for r in results_json(run_harness)) == sorted(ids)
 
 
-def test_run_id_is_stable_and_changes_with_config(run_harness, tiny_beir):
-    args = ("--model", "toy-bow", "--loss", "infonce", "--sampler", "random")
-    bench_tiny(run_harness, tiny_beir, *args)
-    bad = bench_tiny(
-        run_harness, tiny_beir, *args, "--param", "sampler.random.nonexistent=1"
-    )
+def test_run_id_is_stable_and_changes_with_config(run_harness):
+    args = (*STS_BENCH, "--sampler", "random")
+    run_harness(*args)
+    bad = run_harness(*args, "--param", "sampler.random.nonexistent=1")
     assert (
         bad.returncode == 4
         and "sampler 'random' has no parameter 'nonexistent'" in bad.stderr
     )
     (first,) = results_json(run_harness)
-    bench_tiny(run_harness, tiny_beir, *args, "--param", "loss.infonce.temperature=0.1")
+    run_harness(*args, "--param", "loss.infonce.temperature=0.1")
     ids = {r["run_id"] for r in results_json(run_harness)}
     assert first["run_id"] in ids and len(ids) == 2
 
@@ -226,11 +215,11 @@ def test_timeout_and_dead_worker_fail_the_run_only(run_harness, tiny_beir):
     )
 
 
-def test_inline_mode_gives_the_same_results(run_harness, tiny_beir):
-    args = ("--model", "toy-bow", "--loss", "infonce", "--sampler", "simans")
-    bench_tiny(run_harness, tiny_beir, *args, "--jobs", "0")
+def test_inline_mode_gives_the_same_results(run_harness):
+    args = (*STS_BENCH, "--sampler", "simans")
+    run_harness(*args, "--jobs", "0")
     (inline,) = results_json(run_harness)
-    bench_tiny(run_harness, tiny_beir, *args, "--rerun")
+    run_harness(*args, "--rerun")
     (isolated,) = results_json(run_harness)
     assert inline["run_id"] == isolated["run_id"]
     assert inline["metrics"] == isolated["metrics"]  # same seed, same numbers
