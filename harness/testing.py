@@ -10,8 +10,12 @@ pytest collects the inherited tests::
         sampler_cls = MySampler
         sampler_kwargs = {"alpha": 0.5}
 
-The same checks run inside every real run (the harness enforces them), so a
-component that passes here will not fail a benchmark on its contract.
+The sampler and loss checks also run inside every real run (the harness
+enforces them), so a component that passes here will not fail a benchmark on
+its contract.  :class:`ModelContract` and :class:`TaskContract` add real runs
+in the test process (:func:`run_in_process`, as ``harness bench`` executes
+them) on the tiny in-memory task of each family (``tiny-retrieval``,
+``tiny-sts``, ``tiny-kge``, ``tiny-multilabel``), so they need no dataset.
 """
 
 from __future__ import annotations
