@@ -321,6 +321,15 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
 
     families = sorted(getattr(cls, "families", ()))
     if kind == "task":
+        if getattr(cls, "accepts_argument", False):
+            yield Check(
+                label,
+                "smoke run",
+                "skip",
+                f"a NAME:ARGUMENT task: bench it as `harness bench --task "
+                f"{name}:ARGUMENT ...`",
+            )
+            return
         families = [getattr(cls, "family", "")]
     for family in families:
         if family not in SMOKE_TASKS:
