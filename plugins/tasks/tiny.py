@@ -23,6 +23,7 @@ task contracts (:mod:`harness.testing`) run on them.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,7 @@ from .kg_data import KnowledgeGraph
 from .kge import KGETask
 from .multilabel import MultiLabelTask
 from .multilabel_data import MultiLabelData
-from .sts import STSData, STSTask, sts_pair_data
+from .sts import STSTask
 from .sts_data import STSPairs
 from .synth_fn import SynthFN
 
@@ -110,15 +111,11 @@ class TinySTS(STSTask):
     def locate(self, locator: DataLocator) -> DatasetRef:
         return _generated(self.name, "topic-word sentence pairs", self.data_seed)
 
-    def read(self, train_folder: Any, test_folder: Any) -> tuple[STSPairs, STSPairs]:
-        raise NotImplementedError("tiny-sts generates its pairs in load()")
-
-    def load(self, dataset: DatasetRef, context: RunContext) -> STSData:
+    def read(self, train_folder: Path, test_folder: Path) -> tuple[STSPairs, STSPairs]:
+        """Generated, not read: the folders are the generator's description."""
         rng = np.random.default_rng(self.data_seed)
-        train = self._pairs(rng, self.n_train, "train")
-        test = self._pairs(rng, self.n_test, "test")
-        return STSData(
-            training=sts_pair_data(train, self.positive_threshold), test=test
+        return self._pairs(rng, self.n_train, "train"), self._pairs(
+            rng, self.n_test, "test"
         )
 
     def _pairs(self, rng: np.random.Generator, count: int, split: str) -> STSPairs:
