@@ -25,7 +25,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 import torch
@@ -753,10 +753,17 @@ def _assert_ran(result: RunResult, what: str) -> None:
     )
 
 
-def _skip(reason: str) -> None:
+def _skip(reason: str) -> NoReturn:
     import pytest  # only the test run imports it
 
     pytest.skip(reason)
+
+
+def _assert_same_metrics(first: RunResult, second: RunResult) -> None:
+    assert first.metrics == second.metrics, (
+        "two runs with the same seed gave different metrics: draw randomness "
+        "from torch's global generator (seeded per run) or context.generator"
+    )
 
 
 class ModelContract:
@@ -837,11 +844,8 @@ class ModelContract:
         families = self._runnable_families()
         if not families:
             _skip(f"no tiny task for {self._families()}")
-        first = self._tiny(families[0])
-        second = self._tiny(families[0], reuse=False)
-        assert first.metrics == second.metrics, (
-            "two runs with the same seed gave different metrics: draw randomness "
-            "from torch's global generator (seeded per run) or context.generator"
+        _assert_same_metrics(
+            self._tiny(families[0]), self._tiny(families[0], reuse=False)
         )
 
 
@@ -986,7 +990,6 @@ class TaskContract:
             return self.task_cls(**kwargs).locate(DataLocator.from_env())
         except DatasetUnavailable as exc:
             _skip(f"{self.task_name}: data unavailable ({exc})")
-            raise  # not reached
 
     def test_declares_a_family_and_a_main_metric(self) -> None:
         info = self.task_cls.info(self.task_name)
@@ -1020,9 +1023,4 @@ class TaskContract:
         if not self.check_determinism:
             _skip("check_determinism = False")
         self._locate()
-        first = self._run()
-        second = self._run(reuse=False)
-        assert first.metrics == second.metrics, (
-            "two runs with the same seed gave different metrics: draw randomness "
-            "from torch's global generator (seeded per run) or context.generator"
-        )
+        _assert_same_metrics(self._run(), self._run(reuse=False))

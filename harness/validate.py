@@ -36,16 +36,6 @@ from .plugin import PluginHost, PluginOptions, make_plugin_host
 
 __all__ = ["Check", "plugin_options", "validate"]
 
-#: one short real run per family, on its tiny in-memory task (no dataset
-#: needed): the family's partner components (harness.testing.FAMILY_PARTNERS)
-#: with the plugin's component in place of the partner of its kind
-SMOKE_TASKS = {
-    "retrieval": "tiny-retrieval",
-    "sts": "tiny-sts",
-    "kge": "tiny-kge",
-    "multilabel": "tiny-multilabel",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -316,7 +306,7 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
     label: str,
     timeout: float,
 ) -> Iterator[Check]:
-    from .testing import FAMILY_PARTNERS, bench_once
+    from .testing import FAMILY_PARTNERS, TINY_TASKS, bench_once
     from .types import NONE
 
     families = sorted(getattr(cls, "families", ()))
@@ -332,12 +322,12 @@ def _smoke_checks(  # noqa: PLR0917 - one call site, all of them needed
             return
         families = [getattr(cls, "family", "")]
     for family in families:
-        if family not in SMOKE_TASKS:
+        if family not in TINY_TASKS:
             yield Check(label, f"smoke run ({family})", "skip", "no smoke task")
             continue
         model, loss, sampler = FAMILY_PARTNERS[family]
         chosen = {
-            "task": SMOKE_TASKS[family],
+            "task": TINY_TASKS[family],  # needs no dataset
             "model": model,
             "loss": loss,
             "sampler": sampler,
