@@ -10,19 +10,18 @@ negatives, mining time) that negbench exists to measure.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from .cache import ArrayCache
+from .diagnostics import Diagnostics, PairCheck
 from .errors import ComponentError, ContractError, HarnessError
-from .sampling import first_occurrence
 from .types import Negatives
 
 if TYPE_CHECKING:
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ComponentRef", "Diagnostics", "RunContext"]
 
-#: cap on stored per-negative values; beyond it a reservoir sample is kept
-_RESERVOIR = 200_000
-
 
 @dataclass(slots=True)
 class ComponentRef:
@@ -44,122 +40,6 @@ class ComponentRef:
     kind: str
     name: str
     plugin: str
-
-
-class Reservoir:
-    """A uniform sample of at most ``size`` of all the values ever added.
-
-    Vitter's Algorithm R (ACM TOMS 1985), vectorised over each added chunk:
-    the i-th value seen (0-based) replaces a random slot with probability
-    size / (i + 1), so every value of the run is equally likely to be kept,
-    early training steps as much as late ones.
-    """
-
-    def __init__(self, size: int, rng: np.random.Generator) -> None:
-        self.buffer = np.empty(size, dtype=np.float32)
-        self.seen = 0
-        self._rng = rng
-
-    @property
-    def values(self) -> np.ndarray:
-        return self.buffer[: min(self.seen, len(self.buffer))]
-
-    def add(self, new: np.ndarray) -> None:
-        size = len(self.buffer)
-        room = max(size - self.seen, 0)
-        if room:
-            head = new[:room]
-            self.buffer[self.seen : self.seen + len(head)] = head
-            self.seen += len(head)
-            new = new[room:]
-        if len(new):
-            index = self.seen + np.arange(1, len(new) + 1)
-            slot = (self._rng.random(len(new)) * index).astype(np.int64)
-            kept = slot < size
-            self.buffer[slot[kept]] = new[kept]
-            self.seen += len(new)
-
-
-class Diagnostics:
-    """Accumulates what the sampled negatives looked like over a run."""
-
-    def __init__(self, seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        self._values: dict[str, Reservoir] = defaultdict(
-            lambda: Reservoir(_RESERVOIR, rng)
-        )
-        self._counts: dict[str, float] = defaultdict(float)
-        self.extra: dict[str, float] = {}
-
-    def add_values(self, key: str, values: torch.Tensor) -> None:
-        self._values[key].add(values.detach().float().cpu().numpy().ravel())
-
-    def count(self, key: str, amount: float) -> None:
-        self._counts[key] += amount
-
-    def note(self, key: str, value: float) -> None:
-        """Store a number as it is (e.g. a statistic of the task's data)."""
-        self.extra[key] = float(value)
-
-    def observe_in_batch(
-        self,
-        *,
-        gaps: torch.Tensor,
-        hidden: torch.Tensor | None,
-        exact: bool,
-        as_sampled: bool,
-    ) -> None:
-        """Valid in-batch negative columns: their hardness and false negatives.
-
-        :param gaps: negative minus positive score of each valid column.
-        :param hidden: whether each valid column is a hidden positive.
-        :param as_sampled: count them as the sampler's negatives (when the
-            sampler returns none of its own, i.e. in-batch only).
-        """
-        key = "fn" if exact else "fn_lower_bound"
-        if hidden is not None:
-            self.count(f"in_batch_{key}_hits", float(hidden.sum()))
-            self.count(f"in_batch_{key}_checked", float(hidden.numel()))
-        if as_sampled:
-            self.add_values("hardness_gap", gaps)
-            self.count("negatives_sampled", gaps.numel())
-            if hidden is not None:
-                self.count(f"{key}_hits", float(hidden.sum()))
-                self.count(f"{key}_checked", float(hidden.numel()))
-
-    def summary(self) -> dict[str, float]:
-        """Quantiles of every recorded value, counts, and the derived rates."""
-        out: dict[str, float] = {}
-        for key, reservoir in self._values.items():
-            merged = reservoir.values
-            if merged.size == 0:
-                continue
-            for q in (10, 50, 90):
-                out[f"{key}_q{q}"] = float(np.percentile(merged, q))
-            out[f"{key}_mean"] = float(merged.mean())
-        counts = self._counts
-        if counts.get("negatives_sampled"):
-            out["negatives_sampled"] = counts["negatives_sampled"]
-        for prefix in ("", "in_batch_"):
-            for key, name in (
-                ("fn", "fn_rate"),
-                ("fn_lower_bound", "fn_rate_lower_bound"),
-                ("known_fn", "known_fn_rate"),
-            ):
-                if counts.get(f"{prefix}{key}_checked"):
-                    out[prefix + name] = (
-                        counts[f"{prefix}{key}_hits"] / counts[f"{prefix}{key}_checked"]
-                    )
-        if counts.get("suspect_flagged"):
-            out["fn_detection_precision"] = (
-                counts["suspect_correct"] / counts["suspect_flagged"]
-            )
-        if "suspect_flagged" in counts and counts.get("suspect_actual"):
-            out["fn_detection_recall"] = (
-                counts["suspect_correct"] / counts["suspect_actual"]
-            )
-        out.update(self.extra)
-        return out
 
 
 @dataclass(slots=True, kw_only=True)
@@ -224,10 +104,13 @@ class RunContext:
         except HarnessError:
             raise
         except Exception as exc:
-            ref = self.refs[kind]
-            raise ComponentError(
-                kind, ref.name, ref.plugin, f"raised {type(exc).__name__}: {exc}"
-            ) from exc
+            raise self._component_error(kind, exc) from exc
+
+    def _component_error(self, kind: str, exc: Exception) -> ComponentError:
+        ref = self.refs[kind]
+        return ComponentError(
+            kind, ref.name, ref.plugin, f"raised {type(exc).__name__}: {exc}"
+        )
 
     def violation(self, kind: str, message: str) -> ContractError:
         """A contract error naming this run's ``kind`` component and its plugin."""
@@ -239,10 +122,10 @@ class RunContext:
         batch: CandidateBatch,
         num_negatives: int,
         *,
-        oracle_positive: torch.Tensor | None = None,
+        oracle_positive: torch.Tensor | PairCheck | None = None,
         oracle_is_exact: bool = False,
         ranks: torch.Tensor | None = None,
-        labelled_positive: torch.Tensor | None = None,
+        labelled_positive: torch.Tensor | PairCheck | None = None,
         used: torch.Tensor | None = None,
         repeats_train_once: bool = False,
         pool_scored: bool = True,
@@ -253,7 +136,11 @@ class RunContext:
         :param num_negatives: K.
         :param oracle_positive: shape: (B, C) True where a candidate is a
             positive the sampler was *not* told about (hidden or test labels);
-            used only to measure the false-negative rate.
+            used only to measure the false-negative rate.  Or a
+            :data:`~harness.diagnostics.PairCheck` that answers this for
+            (anchor id, candidate id) pairs: the diagnostics then run it in
+            bulk on the chosen negatives only, which is far cheaper than a
+            (B, C) tensor every step.
         :param oracle_is_exact: whether the oracle is complete (synthetic
             tasks) or a lower bound (real tasks).
         :param ranks: shape: (B, C) 1-based rank of each candidate in the full
@@ -261,6 +148,7 @@ class RunContext:
         :param labelled_positive: shape: (B, C) True where a candidate is a
             labelled positive that an *unfiltered* sampler was allowed to draw
             (other training facts of a KGE query); counted as ``known_fn_rate``.
+            A PairCheck too, as ``oracle_positive``.
         :param used: shape: (B, K) bool, the answer's columns the protocol
             will actually train with (a side split keeps fewer than K); the
             diagnostics count only these.
@@ -277,8 +165,12 @@ class RunContext:
         """
         if self.sampler is None:
             raise HarnessError("this run has no sampler")
-        with self.guard("sampler"):
+        try:  # self.guard("sampler"), without a context manager per step
             answer = self.sampler.sample(batch, num_negatives, self.generator)
+        except HarnessError:
+            raise
+        except Exception as exc:
+            raise self._component_error("sampler", exc) from exc
         if isinstance(answer, Negatives):
             positions = self._check_sample(batch, num_negatives, answer.positions)
             self._check_extras(batch, positions, answer)
@@ -289,27 +181,51 @@ class RunContext:
             answer = Negatives(
                 positions=self._check_sample(batch, num_negatives, answer)
             )
-        self._record(
-            batch,
-            answer,
-            oracle=oracle_positive,
-            exact=oracle_is_exact,
+        self.diagnostics.observe(
+            measure=self.diagnostics.start_step(),
+            anchor_ids=batch.anchor_ids,
+            candidate_ids=batch.candidate_ids,
+            positions=answer.positions,
+            scores=batch.scores if pool_scored else None,
+            positive_scores=batch.positive_scores if pool_scored else None,
             ranks=ranks,
             labelled=labelled_positive,
+            oracle=oracle_positive,
+            exact=oracle_is_exact,
+            suspected=answer.suspected,
             used=used,
             once=repeats_train_once,
-            scored=pool_scored,
         )
         return answer
 
-    def record_hardness(self, gaps: torch.Tensor) -> None:
+    def record_hardness(
+        self, gaps: torch.Tensor, used: torch.Tensor | None = None
+    ) -> None:
         """Record negatives' score minus their positive's score (detached).
 
         For protocols that called :meth:`sample_negatives` with
         ``pool_scored=False``: pass the gaps of exactly the negatives that
-        the diagnostics count (the trained ones).
+        the diagnostics count (the trained ones), or all of them and ``used``,
+        a bool mask of the same shape that selects those.  Does nothing in a
+        step whose negatives are not measured (see :attr:`diagnosing`).
         """
-        self.diagnostics.add_values("hardness_gap", gaps.detach())
+        if self.diagnostics.measuring:
+            self.diagnostics.add_values("hardness_gap", gaps, where=used)
+
+    def plan_diagnostics(self, steps: int, negatives_per_step: int) -> None:
+        """Announce the training steps (one :meth:`sample_negatives` each).
+
+        For protocols with many cheap steps: the diagnostics then measure a
+        uniform random sample of the steps, about a million negatives in
+        all, instead of every step (see :mod:`harness.diagnostics`).
+        """
+        self.diagnostics.plan(steps, negatives_per_step)
+
+    @property
+    def diagnosing(self) -> bool:
+        """Whether the current step's negatives are measured: a protocol may
+        skip computing what only :meth:`record_hardness` would read."""
+        return self.diagnostics.measuring
 
     def _check_extras(
         self, batch: CandidateBatch, positions: torch.Tensor, answer: Negatives
@@ -351,15 +267,26 @@ class RunContext:
             raise self.violation(
                 "sampler", f"returned dtype {chosen.dtype}, not integer"
             )
-        chosen = chosen.long().to(batch.candidate_ids.device)
-        if chosen.numel() and not bool(
-            ((chosen >= 0) & (chosen < batch.num_candidates)).all()
-        ):
-            raise self.violation(
-                "sampler",
-                f"returned positions outside [0, {batch.num_candidates})",
-            )
-        hits = batch.known_positive.gather(1, chosen)
+        if chosen.dtype != torch.long:
+            chosen = chosen.long()
+        device = batch.candidate_ids.device
+        if chosen.device != device:
+            chosen = chosen.to(device)
+        if not chosen.numel():
+            return chosen
+        # every step: kept to two kernels on the CPU, whose gather checks
+        # its indices itself; a GPU gather would fail the whole device instead
+        outside = f"returned positions outside [0, {batch.num_candidates})"
+        if device.type != "cpu":
+            low, high = (int(bound) for bound in torch.aminmax(chosen))
+            if low < 0 or high >= batch.num_candidates:
+                raise self.violation("sampler", outside)
+        try:
+            hits = batch.known_positive.gather(1, chosen)
+        except RuntimeError as exc:
+            if "out of bounds" not in str(exc):
+                raise
+            raise self.violation("sampler", outside) from None
         if bool(hits.any()):
             row, col = (int(i) for i in hits.nonzero()[0])
             cand = int(batch.candidate_ids[row, chosen[row, col]])
@@ -370,59 +297,17 @@ class RunContext:
             )
         return chosen
 
-    def _record(
-        self,
-        batch: CandidateBatch,
-        answer: Negatives,
-        *,
-        oracle: torch.Tensor | None,
-        exact: bool,
-        ranks: torch.Tensor | None,
-        labelled: torch.Tensor | None = None,
-        used: torch.Tensor | None = None,
-        once: bool = False,
-        scored: bool = True,
-    ) -> None:
-        d = self.diagnostics
-        chosen = answer.positions
-        keep = torch.ones(chosen.shape, dtype=torch.bool, device=chosen.device)
-        if once:  # the protocol trains a repeated column once: count it once
-            keep = first_occurrence(chosen)
-        if used is not None:
-            keep &= used.to(device=chosen.device, dtype=torch.bool)
-        kept = float(keep.sum())
-        if not kept:
-            return
-        if scored:
-            scores = batch.scores.gather(1, chosen)
-            gaps = scores - batch.positive_scores[:, None]
-            d.add_values("hardness_gap", gaps[keep])
-        if ranks is not None:
-            d.add_values("neg_rank", ranks.gather(1, chosen).float()[keep])
-        d.count("negatives_sampled", kept)
-        if labelled is not None:
-            hits = labelled.gather(1, chosen) & keep
-            d.count("known_fn_hits", float(hits.sum()))
-            d.count("known_fn_checked", kept)
-        if oracle is not None:
-            key = "fn" if exact else "fn_lower_bound"
-            truly_false = oracle.gather(1, chosen) & keep
-            d.count(f"{key}_hits", float(truly_false.sum()))
-            d.count(f"{key}_checked", kept)
-            if answer.suspected is not None and exact:
-                # how good the sampler's own false-negative detection is
-                flagged = answer.suspected.to(truly_false.device) & keep
-                d.count("suspect_flagged", float(flagged.sum()))
-                d.count("suspect_correct", float((flagged & truly_false).sum()))
-                d.count("suspect_actual", float(truly_false.sum()))
-
     def compute_loss(self, batch: ScoredBatch) -> torch.Tensor:
         """Per-anchor losses from the run's loss, checked, reduced by mean."""
         if self.loss is None:
             raise HarnessError("this run has no loss")
         positive = batch.positive
-        with self.guard("loss"):
+        try:  # self.guard("loss"), without a context manager per step
             losses = self.loss.forward_batch(batch)
+        except HarnessError:
+            raise
+        except Exception as exc:
+            raise self._component_error("loss", exc) from exc
         if not isinstance(losses, torch.Tensor):
             raise self.violation(
                 "loss", f"returned {type(losses).__name__}, not a tensor"
@@ -433,7 +318,15 @@ class RunContext:
                 f"returned shape {tuple(losses.shape)}, expected "
                 f"({positive.shape[0]},): one loss per anchor, unreduced",
             )
-        if not bool(torch.isfinite(losses).all()):
-            bad = "NaN" if bool(torch.isnan(losses).any()) else "infinite"
+        mean = losses.mean()
+        # a NaN or an infinity in any anchor's loss makes the mean non-finite
+        # (inf - inf is NaN), so one look at the mean checks them all
+        if not math.isfinite(mean.item()):
+            if bool(torch.isnan(losses).any()):
+                bad = "NaN"
+            elif bool(torch.isinf(losses).any()):
+                bad = "infinite"
+            else:  # finite values whose float32 sum overflowed
+                bad = "too large"
             raise self.violation("loss", f"returned {bad} loss values")
-        return losses.mean()
+        return mean

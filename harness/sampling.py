@@ -15,6 +15,7 @@ __all__ = [
     "first_occurrence",
     "log_weighted_draw",
     "uniform_draw",
+    "uniform_negatives",
     "weighted_draw",
 ]
 
@@ -77,10 +78,28 @@ def uniform_draw(
     :param allowed: shape: (B, C) bool.
     :returns: shape: (B, K) long.
     """
-    if not bool((allowed.sum(dim=1) >= k).all()):
-        return weighted_draw(allowed.float(), k, generator)
-    keys = torch.rand(allowed.shape, generator=generator).masked_fill_(~allowed, -1.0)
-    return torch.topk(keys, k, dim=1, sorted=False).indices
+    return uniform_negatives(~allowed, k, generator)
+
+
+def uniform_negatives(
+    known_positive: torch.Tensor, k: int, generator: torch.Generator
+) -> torch.Tensor:
+    """:func:`uniform_draw` over the columns that are *not* known positives.
+
+    Takes :attr:`CandidateBatch.known_positive` as it is, and checks for a
+    short row (fewer than k drawable columns) after the draw instead of
+    before, which saves a training step three tensor operations: a short
+    row shows up as a forbidden column (key -1) among the top k, and only
+    then is the draw redone with :func:`weighted_draw`.
+
+    :param known_positive: shape: (B, C) bool, True = never draw.
+    :returns: shape: (B, K) long.
+    """
+    keys = torch.rand(known_positive.shape, generator=generator)
+    top = torch.topk(keys.masked_fill_(known_positive, -1.0), k, dim=1, sorted=False)
+    if bool((top.values < 0).any()):
+        return weighted_draw((~known_positive).float(), k, generator)
+    return top.indices
 
 
 def cap_negatives(requested: int, known_positive: torch.Tensor) -> int:

@@ -23,7 +23,7 @@ from typing import ClassVar, Literal
 import torch
 
 from harness import CandidateBatch, Sampler, hookimpl
-from harness.sampling import uniform_draw
+from harness.sampling import uniform_negatives
 
 __all__ = ["Bernoulli", "Filtered", "Uniform"]
 
@@ -42,7 +42,7 @@ class Uniform(Sampler):
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
         # the pool is already a uniform draw; any K allowed columns of it are too
-        return uniform_draw(~batch.known_positive, num_negatives, generator)
+        return uniform_negatives(batch.known_positive, num_negatives, generator)
 
 
 class Bernoulli(Uniform):

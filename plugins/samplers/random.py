@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from harness import CandidateBatch, Sampler, hookimpl
-from harness.sampling import uniform_draw
+from harness.sampling import uniform_negatives
 
 __all__ = ["RandomSampler"]
 
@@ -28,7 +28,7 @@ class RandomSampler(Sampler):
     def sample(
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
-        return uniform_draw(~batch.known_positive, num_negatives, generator)
+        return uniform_negatives(batch.known_positive, num_negatives, generator)
 
 
 @hookimpl

@@ -38,6 +38,7 @@ PyKEEN's ``RankBasedEvaluator`` reports them ("both", "realistic").
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -96,6 +97,8 @@ class KGEProtocol:
         optimizer = make_optimizer([kge, loss], lr=kge.lr)
         facts = graph.train
         steps = (len(facts) + self.batch_size - 1) // self.batch_size
+        # thousands of millisecond steps: diagnostics on a sample of them
+        context.plan_diagnostics(self.epochs * steps, 2 * self.batch_size * step.k)
         kge.train()
         for epoch in range(self.epochs):
             order = torch.randperm(len(facts), generator=context.generator)
@@ -150,22 +153,29 @@ class _Step:
         self.adjacency = (
             two_hop(graph) if sampler is not None and sampler.needs_structure else None
         )
+        self._columns = torch.arange(self.k)[None, :]
+        self.on_cpu = self.device.type == "cpu"
 
     # -- pools ------------------------------------------------------------------
 
-    def _pool(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        # on the CPU, without a no-op .to() per tensor per step
+        return tensor if self.on_cpu else tensor.to(self.device)
+
+    def _pool(
+        self, heads: torch.Tensor, relations: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Candidate ids and their scores (no gradient); True if ranked fully.
 
         The scores are NaN when the sampler does not read them (uniform
         corruption): scoring a pool it ignores would cost more than training.
         """
         assert self.sampler is not None
-        n, e, generator = len(rows), self.graph.num_entities, self.context.generator
+        n, e, generator = len(heads), self.graph.num_entities, self.context.generator
         everything = self.pool_size == e
         mined = self.sampler.pool == "mined"
         # timed by hand: a phase() per step would flood the progress display
         start = time.perf_counter()
-        device = self.device
         with torch.no_grad():
             if everything or mined:
                 # 1-N scoring of one candidate set shared by the batch's rows:
@@ -178,7 +188,9 @@ class _Step:
                 ids = shared.expand(n, -1)
                 scores = (
                     self.model.score_shared(
-                        rows[:, 0].to(device), rows[:, 1].to(device), shared.to(device)
+                        self._on_device(heads),
+                        self._on_device(relations),
+                        self._on_device(shared),
                     ).cpu()
                     if self.score_pool
                     else _unscored(n, self.pool_size)
@@ -186,7 +198,7 @@ class _Step:
             else:
                 ids = torch.randint(e, (n, self.pool_size), generator=generator)
                 scores = (
-                    self._pairs(rows, ids).cpu()
+                    self._pairs(heads, relations, ids).cpu()
                     if self.score_pool
                     else _unscored(n, self.pool_size)
                 )
@@ -216,13 +228,13 @@ class _Step:
         if self.sampler.sides == "both" or self.k == 0:
             return None
         b, k = len(facts), self.k
+        draws = torch.rand(b, k, generator=self.context.generator)
         if self.head_probability is None:
-            p_head = torch.full((b,), 0.5)
+            coins = draws < 0.5
         else:
-            p_head = self.head_probability[facts[:, 1]]
-        coins = torch.rand(b, k, generator=self.context.generator) < p_head[:, None]
+            coins = draws < self.head_probability[facts[:, 1]][:, None]
         n_head = coins.sum(dim=1)
-        column = torch.arange(k)[None, :]
+        column = self._columns
         tail_rows = column < (k - n_head)[:, None]
         head_rows = column < n_head[:, None]
         return torch.cat([tail_rows, head_rows])
@@ -231,32 +243,35 @@ class _Step:
 
     def run(self, facts: torch.Tensor) -> torch.Tensor:
         rows = both_directions(facts, self.graph.num_relations)
+        heads, relations, answers = rows.unbind(1)  # views, taken once
         used = self._quota(facts) if self.sampler is not None else None
         negatives: Negatives | None = None
-        negative_ids = torch.zeros(len(rows), 0, dtype=torch.long)
-        if self.sampler is not None and self.k > 0:
-            ids, scores, ranked = self._pool(rows)
-            queries = self.facts.query(rows[:, 0], rows[:, 1])
-            train_fact = self.facts.contains(self.facts.train, queries, ids)
-            own = ids == rows[:, 2:3]
-            known = train_fact if self.sampler.filtered else own
-            active = (~known).any(dim=1)
-            if not bool(active.all()):  # a query whose every candidate is an answer
+        if self.sampler is None or self.k == 0:  # in-batch negatives only
+            negative_ids = torch.zeros(len(rows), 0, dtype=torch.long)
+        else:
+            ids, scores, ranked = self._pool(heads, relations)
+            queries = self.facts.query(heads, relations)
+            known = (
+                self.facts.contains(self.facts.train, queries, ids)
+                if self.sampler.filtered
+                else ids == answers[:, None]  # unfiltered: the fact's own answer
+            )
+            exhausted = known.all(dim=1)
+            if bool(exhausted.any()):  # a query whose every candidate is an answer
+                active = ~exhausted
                 rows, ids, scores, known = (
                     rows[active],
                     ids[active],
                     scores[active],
                     known[active],
                 )
-                train_fact, own, queries = (
-                    train_fact[active],
-                    own[active],
-                    queries[active],
-                )
+                heads, relations, answers = rows.unbind(1)
+                queries = queries[active]
                 used = None if used is None else used[active]
             if self.score_pool:
                 with torch.no_grad():
-                    positive_scores = self._pairs(rows, rows[:, 2:3])[:, 0].cpu()
+                    positive_scores = self._pairs(heads, relations, answers[:, None])
+                positive_scores = positive_scores[:, 0].cpu()
             else:
                 positive_scores = _unscored(len(rows))
             batch = CandidateBatch(
@@ -265,22 +280,24 @@ class _Step:
                 scores=scores,
                 positive_scores=positive_scores,
                 known_positive=known,
-                positive_ids=rows[:, 2],
+                positive_ids=answers,
                 neighbour=(
-                    self._neighbour(rows[:, 0], ids)
-                    if self.adjacency is not None
-                    else None
+                    self._neighbour(heads, ids) if self.adjacency is not None else None
                 ),
             )
             negatives = self.context.sample_negatives(
                 batch,
                 self.k,
-                oracle_positive=self.facts.contains(self.facts.heldout, queries, ids),
+                # fact look-ups that only the diagnostics need: run by them, in
+                # bulk, on the chosen negatives (see harness.diagnostics)
+                oracle_positive=self._heldout_fact,
                 oracle_is_exact=False,
                 ranks=(
                     torch.arange(1, ids.shape[1] + 1).expand_as(ids) if ranked else None
                 ),
-                labelled_positive=None if self.sampler.filtered else train_fact & ~own,
+                # a chosen negative is never the fact's own answer, so a
+                # training fact among them is another answer of the query
+                labelled_positive=None if self.sampler.filtered else self._train_fact,
                 used=used,
                 pool_scored=self.score_pool,
             )
@@ -290,66 +307,86 @@ class _Step:
             # scoring stops at the longest prefix, about half of K
             width = int(used.sum(dim=1).max())
             negative_ids, used = negative_ids[:, :width], used[:, :width]
-        scored = self._score(rows, negative_ids, negatives, used)
-        if negatives is not None and not self.score_pool:
+        scored = self._score(
+            heads, relations, answers, negative_ids, negatives=negatives, used=used
+        )
+        if negatives is not None and not self.score_pool and self.context.diagnosing:
             # hardness of exactly the negatives trained, from the loss's scores
             k = negative_ids.shape[1]
-            gaps = scored.negative[:, :k] - scored.positive[:, None]
-            self.context.record_hardness(
-                gaps if used is None else gaps[used.to(gaps.device)]
-            )
+            gaps = scored.negative.detach()[:, :k] - scored.positive.detach()[:, None]
+            self.context.record_hardness(gaps, used)
         return self.context.compute_loss(scored)
+
+    def _heldout_fact(self, queries: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Is (query, id) a valid or test fact (a false negative)."""
+        return self.facts.contains(self.facts.heldout, queries, ids)
+
+    def _train_fact(self, queries: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Is (query, id) a training fact (an unfiltered sampler may draw one)."""
+        return self.facts.contains(self.facts.train, queries, ids)
 
     def _score(
         self,
-        rows: torch.Tensor,
+        heads: torch.Tensor,
+        relations: torch.Tensor,
+        answers: torch.Tensor,
         negative_ids: torch.Tensor,
+        *,
         negatives: Negatives | None,
         used: torch.Tensor | None,
     ) -> ScoredBatch:
-        n = len(rows)
-        heads, relations, answers = rows[:, 0], rows[:, 1], rows[:, 2]
+        n = len(heads)
         # positive and negatives in one call: head and relation looked up once
-        both = self._pairs(rows, torch.cat([answers[:, None], negative_ids], 1))
-        positive = both[:, 0]
-        columns = [both[:, 1:]]
-        masks = [
+        both = self._pairs(
+            heads, relations, torch.cat([answers[:, None], negative_ids], 1)
+        )
+        positive, negative = both[:, 0], both[:, 1:]
+        mask = (
             torch.ones(negative_ids.shape, dtype=torch.bool) if used is None else used
-        ]
-        suspected = [
+        )
+        suspected = (
             negatives.suspected[:, : negative_ids.shape[1]]
             if negatives is not None and negatives.suspected is not None
-            else torch.zeros(negative_ids.shape, dtype=torch.bool)
-        ]
+            else None
+        )
         if self.in_batch and n > 1:
-            device = self.device
-            columns.append(
-                self.model.score_shared(
-                    heads.to(device), relations.to(device), answers.to(device)
-                )
+            in_batch = self.model.score_shared(
+                self._on_device(heads),
+                self._on_device(relations),
+                self._on_device(answers),
             )
             queries = self.facts.query(heads, relations)
             shared = answers.expand(n, -1)
             valid = ~self.facts.contains(self.facts.train, queries, shared)
             valid &= shared != answers[:, None]
-            masks.append(valid)
-            suspected.append(torch.zeros(n, n, dtype=torch.bool))
+            negative = torch.cat([negative, in_batch], dim=1)
+            mask = torch.cat([mask, valid], dim=1)
+            if suspected is not None:
+                suspected = torch.cat(
+                    [suspected, torch.zeros(n, n, dtype=torch.bool)], dim=1
+                )
         return ScoredBatch(
             positive=positive,
-            negative=torch.cat(columns, dim=1),
-            mask=torch.cat(masks, dim=1).to(self.device),
-            suspected=torch.cat(suspected, dim=1).to(self.device),
+            negative=negative,
+            mask=self._on_device(mask),
+            suspected=None if suspected is None else self._on_device(suspected),
         )
 
-    def _pairs(self, rows: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
-        device = self.device
+    def _pairs(
+        self, heads: torch.Tensor, relations: torch.Tensor, tails: torch.Tensor
+    ) -> torch.Tensor:
         return self.model.score_pairs(
-            rows[:, 0].to(device), rows[:, 1].to(device), tails.to(device)
+            self._on_device(heads), self._on_device(relations), self._on_device(tails)
         )
 
 
+@functools.cache
 def _unscored(*shape: int) -> torch.Tensor:
-    """NaN scores, free to make, for a pool the sampler does not score."""
+    """NaN scores, free to make, for a pool the sampler does not score.
+
+    One NaN expanded to ``shape`` (a view, nothing allocated), made once per
+    shape: steps reuse it, and nobody writes into an expanded tensor.
+    """
     return torch.tensor(float("nan")).expand(*shape)
 
 

@@ -1,0 +1,138 @@
+"""Diagnostics: uniform reservoirs, lazy fact checks, measuring a sample of steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from harness.diagnostics import Diagnostics, Reservoir, _bernoulli_positions
+
+
+def test_reservoir_keeps_everything_below_its_size() -> None:
+    reservoir = Reservoir(10, np.random.default_rng(0))
+    reservoir.add(np.arange(4, dtype=np.float32))
+    reservoir.add(np.arange(4, 7, dtype=np.float32))
+    assert reservoir.values.tolist() == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_reservoir_keeps_early_and_late_values_equally_often() -> None:
+    # 20 chunks of 50 values into a reservoir of 100: each of the 1000 values
+    # must be kept with probability 0.1, whether it came first or last
+    rng = np.random.default_rng(0)
+    kept = np.zeros(1000)
+    trials = 2000
+    for _ in range(trials):
+        reservoir = Reservoir(100, rng)
+        for chunk in range(20):
+            reservoir.add(np.arange(chunk * 50, chunk * 50 + 50, dtype=np.float32))
+        assert len(reservoir.values) == 100
+        assert len(set(reservoir.values.tolist())) == 100
+        kept[reservoir.values.astype(int)] += 1
+    share = kept / trials
+    first, last = share[:100].mean(), share[-100:].mean()
+    assert abs(first - 0.1) < 0.01 and abs(last - 0.1) < 0.01
+    # bookkeeping only (follows from the size check above), not a rate check
+    assert abs(share.mean() - 0.1) < 1e-9
+
+
+def test_diagnostic_quantiles_come_from_the_whole_run() -> None:
+    # a run whose hardness drifts from 0 to 1: the median of a uniform sample
+    # of all steps is near 0.5 (a sample biased to late steps would be higher)
+    diagnostics = Diagnostics(seed=0)
+    for step in range(100):
+        diagnostics.add_values("hardness_gap", torch.full((10_000,), step / 99))
+    summary = diagnostics.summary()
+    assert abs(summary["hardness_gap_q50"] - 0.5) < 0.02
+    assert abs(summary["hardness_gap_mean"] - 0.5) < 0.01
+
+
+def test_reservoir_stays_uniform_where_it_skips_ahead() -> None:
+    # 10,000 values into 20 slots: past 80 values the reservoir draws the
+    # accepted values by geometric skips; each value must still be kept with
+    # probability 20 / 10,000, early or late alike
+    rng = np.random.default_rng(1)
+    kept = np.zeros(10_000)
+    trials = 500
+    for _ in range(trials):
+        reservoir = Reservoir(20, rng)
+        for chunk in range(20):
+            reservoir.add(np.arange(chunk * 500, chunk * 500 + 500, dtype=np.float32))
+        assert len(set(reservoir.values.tolist())) == 20
+        kept[reservoir.values.astype(int)] += 1
+    per_block = kept.reshape(10, 1000).sum(axis=1)  # expected 1,000 each
+    assert np.all(np.abs(per_block - 1000) < 5 * np.sqrt(1000)), per_block
+
+
+def test_bernoulli_positions_are_a_bernoulli_process() -> None:
+    rng = np.random.default_rng(2)
+    hits = np.zeros(1000)
+    for _ in range(400):
+        positions = _bernoulli_positions(1000, 0.05, rng)
+        assert np.all(np.diff(positions) > 0)
+        assert positions.min(initial=0) >= 0 and positions.max(initial=0) < 1000
+        hits[positions] += 1
+    # 400 trials x 1,000 positions x 0.05 = 20,000 successes, spread evenly
+    assert abs(hits.sum() - 20_000) < 5 * np.sqrt(20_000 * 0.95)
+    halves = hits.reshape(2, 500).sum(axis=1)
+    assert np.all(np.abs(halves - 10_000) < 5 * np.sqrt(10_000))
+
+
+def _observe(diagnostics: Diagnostics, step: int, **overrides: object) -> None:
+    """A step of 64 rows x 8 chosen columns; candidate id 3 is a false negative."""
+    gen = torch.Generator().manual_seed(step)
+    ids = torch.randint(10, (64, 20), generator=gen)
+    arguments: dict[str, object] = {
+        "anchor_ids": torch.arange(64),
+        "candidate_ids": ids,
+        "positions": torch.randperm(20, generator=gen)[:8].expand(64, 8),
+        "scores": torch.rand(64, 20, generator=gen),
+        "positive_scores": torch.ones(64),
+        "ranks": None,
+        "labelled": None,
+        "oracle": ids == 3,
+        "exact": True,
+        "suspected": None,
+        "used": None,
+        "once": False,
+        "measure": diagnostics.start_step(),  # as RunContext.sample_negatives
+    }
+    diagnostics.observe(**{**arguments, **overrides})  # type: ignore[arg-type]
+
+
+def test_a_pair_check_counts_what_the_oracle_tensor_counts() -> None:
+    eager, lazy = Diagnostics(seed=0), Diagnostics(seed=0)
+    for step in range(5):
+        _observe(eager, step)
+        _observe(lazy, step, oracle=lambda anchors, ids: ids == 3)
+    assert lazy.summary() == eager.summary()
+    assert 0.05 < eager.summary()["fn_rate"] < 0.15  # 1 id in 10
+
+
+def test_a_planned_run_measures_a_sample_of_its_steps() -> None:
+    every, sampled = Diagnostics(seed=0), Diagnostics(seed=0)
+    sampled.plan(steps=2000, negatives_per_step=64 * 8)  # 1M negatives
+    used = torch.ones(64, 8, dtype=torch.bool)
+    used[:, 6:] = False  # 6 of the 8 columns are trained
+    for step in range(2000):
+        _observe(every, step, used=used)
+        _observe(sampled, step, used=used)
+    full, estimate = every.summary(), sampled.summary()
+    # every trained negative is still counted; a quarter of a million measured
+    assert full["negatives_sampled"] == estimate["negatives_sampled"] == 2000 * 64 * 6
+    assert "measured_step_share" not in full
+    share = estimate["measured_step_share"]
+    assert 0.2 < share < 0.3  # 2^18 / 2^20 of the negatives
+    assert estimate["negatives_measured"] == round(share * 2000) * 64 * 6
+    # unbiased: the sample's rate and median agree with the full measurement
+    assert abs(estimate["fn_rate"] - full["fn_rate"]) < 0.01
+    assert abs(estimate["hardness_gap_q50"] - full["hardness_gap_q50"]) < 0.01
+
+
+def test_a_short_planned_run_is_measured_whole() -> None:
+    diagnostics = Diagnostics(seed=0)
+    diagnostics.plan(steps=20, negatives_per_step=1 << 20)  # fewer than 32 steps
+    for step in range(20):
+        _observe(diagnostics, step)
+    summary = diagnostics.summary()
+    assert "measured_step_share" not in summary
+    assert summary["negatives_measured"] == summary["negatives_sampled"] == 20 * 512
