@@ -138,9 +138,9 @@ class RunContext:
             positive the sampler was *not* told about (hidden or test labels);
             used only to measure the false-negative rate.  Or a
             :data:`~harness.diagnostics.PairCheck` that answers this for
-            (anchor id, candidate id) pairs: the diagnostics then run it in
-            bulk on the chosen negatives only, which is far cheaper than a
-            (B, C) tensor every step.
+            (anchor id, candidate id) pairs: the diagnostics then run it on
+            the chosen negatives of the steps they measure only, which is far
+            cheaper than a (B, C) tensor every step.
         :param oracle_is_exact: whether the oracle is complete (synthetic
             tasks) or a lower bound (real tasks).
         :param ranks: shape: (B, C) 1-based rank of each candidate in the full

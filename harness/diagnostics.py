@@ -20,8 +20,9 @@ Measuring must not slow training down:
   ``negatives_sampled`` still counts every negative; ``negatives_measured``
   says how many the rates and quantiles come from.
 * A measured step is measured at once and nothing of it is kept: tensors
-  held across steps cost every later step more (a fragmented heap, colder
-  caches: 3% of a KGE run on UMLS) than measuring them in bulk saves.
+  held across steps to be measured together later cost every other step
+  more (a fragmented heap, colder caches: 3% of a KGE run on UMLS) than the
+  batching saved.
 """
 
 from __future__ import annotations

@@ -288,8 +288,8 @@ class _Step:
             negatives = self.context.sample_negatives(
                 batch,
                 self.k,
-                # fact look-ups that only the diagnostics need: run by them, in
-                # bulk, on the chosen negatives (see harness.diagnostics)
+                # fact look-ups that only the diagnostics need: run by them, on
+                # the chosen negatives of measured steps (harness.diagnostics)
                 oracle_positive=self._heldout_fact,
                 oracle_is_exact=False,
                 ranks=(
