@@ -104,13 +104,10 @@ class RunContext:
         except HarnessError:
             raise
         except Exception as exc:
-            raise self._component_error(kind, exc) from exc
-
-    def _component_error(self, kind: str, exc: Exception) -> ComponentError:
-        ref = self.refs[kind]
-        return ComponentError(
-            kind, ref.name, ref.plugin, f"raised {type(exc).__name__}: {exc}"
-        )
+            ref = self.refs[kind]
+            raise ComponentError(
+                kind, ref.name, ref.plugin, f"raised {type(exc).__name__}: {exc}"
+            ) from exc
 
     def violation(self, kind: str, message: str) -> ContractError:
         """A contract error naming this run's ``kind`` component and its plugin."""
@@ -165,12 +162,8 @@ class RunContext:
         """
         if self.sampler is None:
             raise HarnessError("this run has no sampler")
-        try:  # self.guard("sampler"), without a context manager per step
+        with self.guard("sampler"):
             answer = self.sampler.sample(batch, num_negatives, self.generator)
-        except HarnessError:
-            raise
-        except Exception as exc:
-            raise self._component_error("sampler", exc) from exc
         if isinstance(answer, Negatives):
             positions = self._check_sample(batch, num_negatives, answer.positions)
             self._check_extras(batch, positions, answer)
@@ -274,19 +267,13 @@ class RunContext:
             chosen = chosen.to(device)
         if not chosen.numel():
             return chosen
-        # every step: kept to two kernels on the CPU, whose gather checks
-        # its indices itself; a GPU gather would fail the whole device instead
-        outside = f"returned positions outside [0, {batch.num_candidates})"
-        if device.type != "cpu":
-            low, high = (int(bound) for bound in torch.aminmax(chosen))
-            if low < 0 or high >= batch.num_candidates:
-                raise self.violation("sampler", outside)
-        try:
-            hits = batch.known_positive.gather(1, chosen)
-        except RuntimeError as exc:
-            if "out of bounds" not in str(exc):
-                raise
-            raise self.violation("sampler", outside) from None
+        # one reduction for both bounds: this runs every step
+        low, high = (int(bound) for bound in torch.aminmax(chosen))
+        if low < 0 or high >= batch.num_candidates:
+            raise self.violation(
+                "sampler", f"returned positions outside [0, {batch.num_candidates})"
+            )
+        hits = batch.known_positive.gather(1, chosen)
         if bool(hits.any()):
             row, col = (int(i) for i in hits.nonzero()[0])
             cand = int(batch.candidate_ids[row, chosen[row, col]])
@@ -302,12 +289,8 @@ class RunContext:
         if self.loss is None:
             raise HarnessError("this run has no loss")
         positive = batch.positive
-        try:  # self.guard("loss"), without a context manager per step
+        with self.guard("loss"):
             losses = self.loss.forward_batch(batch)
-        except HarnessError:
-            raise
-        except Exception as exc:
-            raise self._component_error("loss", exc) from exc
         if not isinstance(losses, torch.Tensor):
             raise self.violation(
                 "loss", f"returned {type(losses).__name__}, not a tensor"

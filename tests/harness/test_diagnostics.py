@@ -15,20 +15,26 @@ def test_reservoir_keeps_everything_below_its_size() -> None:
     assert reservoir.values.tolist() == [0, 1, 2, 3, 4, 5, 6]
 
 
+def _times_kept(size: int, chunk: int, trials: int, seed: int) -> np.ndarray:
+    """How often each of 20 chunks of values (0, 1, ...) ends up in a
+    reservoir of ``size``, over ``trials`` fresh reservoirs."""
+    rng = np.random.default_rng(seed)
+    kept = np.zeros(20 * chunk)
+    for _ in range(trials):
+        reservoir = Reservoir(size, rng)
+        for start in range(0, 20 * chunk, chunk):
+            reservoir.add(np.arange(start, start + chunk, dtype=np.float32))
+        assert len(reservoir.values) == size
+        assert len(set(reservoir.values.tolist())) == size
+        kept[reservoir.values.astype(int)] += 1
+    return kept
+
+
 def test_reservoir_keeps_early_and_late_values_equally_often() -> None:
     # 20 chunks of 50 values into a reservoir of 100: each of the 1000 values
     # must be kept with probability 0.1, whether it came first or last
-    rng = np.random.default_rng(0)
-    kept = np.zeros(1000)
     trials = 2000
-    for _ in range(trials):
-        reservoir = Reservoir(100, rng)
-        for chunk in range(20):
-            reservoir.add(np.arange(chunk * 50, chunk * 50 + 50, dtype=np.float32))
-        assert len(reservoir.values) == 100
-        assert len(set(reservoir.values.tolist())) == 100
-        kept[reservoir.values.astype(int)] += 1
-    share = kept / trials
+    share = _times_kept(size=100, chunk=50, trials=trials, seed=0) / trials
     first, last = share[:100].mean(), share[-100:].mean()
     assert abs(first - 0.1) < 0.01 and abs(last - 0.1) < 0.01
     # bookkeeping only (follows from the size check above), not a rate check
@@ -50,15 +56,7 @@ def test_reservoir_stays_uniform_where_it_skips_ahead() -> None:
     # 10,000 values into 20 slots: past 80 values the reservoir draws the
     # accepted values by geometric skips; each value must still be kept with
     # probability 20 / 10,000, early or late alike
-    rng = np.random.default_rng(1)
-    kept = np.zeros(10_000)
-    trials = 500
-    for _ in range(trials):
-        reservoir = Reservoir(20, rng)
-        for chunk in range(20):
-            reservoir.add(np.arange(chunk * 500, chunk * 500 + 500, dtype=np.float32))
-        assert len(set(reservoir.values.tolist())) == 20
-        kept[reservoir.values.astype(int)] += 1
+    kept = _times_kept(size=20, chunk=500, trials=500, seed=1)
     per_block = kept.reshape(10, 1000).sum(axis=1)  # expected 1,000 each
     assert np.all(np.abs(per_block - 1000) < 5 * np.sqrt(1000)), per_block
 
