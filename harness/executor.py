@@ -164,13 +164,13 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(3)  # the session is gone: nobody will read our result
 
 
-class _Throttled:
-    """Sends phase updates to the main process: every new phase, and detail
-    changes at most every ``_REPORT_INTERVAL_S`` (a step counter must not
-    flood the pipe)."""
+class Throttled:
+    """Passes a worker's phase updates on to ``send``: every new phase, and
+    detail changes at most every ``_REPORT_INTERVAL_S`` (a step counter must
+    not flood the pipe, or the Ray actor, that carries them to the driver)."""
 
-    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
-        self.conn = conn
+    def __init__(self, send: Callable[[str, str], object]) -> None:
+        self.send = send
         self.phase = ""
         self.sent_at = 0.0
 
@@ -178,7 +178,7 @@ class _Throttled:
         now = time.monotonic()
         if phase != self.phase or now - self.sent_at > _REPORT_INTERVAL_S:
             self.phase, self.sent_at = phase, now
-            self.conn.send(("phase", phase, detail))
+            self.send(phase, detail)
 
 
 def _worker_main(
@@ -192,7 +192,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's job
     if config.threads:
         torch.set_num_threads(config.threads)
-    report = _Throttled(conn)
+    report = Throttled(lambda phase, detail: conn.send(("phase", phase, detail)))
     # before anything initialises CUDA in this process (the forkserver never
     # does): from here on the run sees its one GPU as cuda:0
     device, visible = visible_device(device, os.environ.get("CUDA_VISIBLE_DEVICES"))

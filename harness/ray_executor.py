@@ -11,8 +11,12 @@ stopped (runs already in the store are never dispatched: the store's
 
 Only as many runs are dispatched as the cluster has room for, so a run's
 ``--timeout`` counts from (about) when it starts, and the remaining runs can
-still be cancelled cheaply.  Progress inside a run is not streamed back; the
-terminal shows when a run was dispatched and when it finished.
+still be cancelled cheaply.  Progress inside a run streams back as it does
+from a local worker: each task sends its phase updates (throttled, fire and
+forget) to a small Ray actor, :class:`PhaseBoard`, which the driver drains
+while it waits for results, so the live display and the ``harness_run_phase``
+hook see ``train epoch 2/3`` from a run on another node, and a run whose
+worker died is reported with the phase it died in.
 
 Pointing it at a real cluster: start Ray on the nodes (``ray start --head``
 on one, ``ray start --address HEAD:6379`` on the others), install the same
@@ -38,6 +42,7 @@ from .executor import (
     PhaseCallback,
     ResultCallback,
     RunExecutor,
+    Throttled,
     WorkerConfig,
     failed_result,
     run_one,
@@ -48,7 +53,7 @@ from .types import Run, RunResult
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["RayExecutor"]
+__all__ = ["PhaseBoard", "RayExecutor"]
 
 #: a run whose worker process dies is started once more, then marked failed
 RETRIES = 1
@@ -131,25 +136,37 @@ class RayExecutor:
         task = ray.remote(_execute).options(
             num_cpus=cpus, num_gpus=gpus, max_retries=self.retries
         )
+        # no CPU reserved: the board must not take a slot from the runs
+        board = ray.remote(PhaseBoard).options(num_cpus=0).remote()
         pending = deque(runs)
         active: dict[Any, tuple[Run, float | None]] = {}
+        phases: dict[str, str] = {}  # run id -> the last phase it reported
         try:
             while pending or active:
                 slots = self._slots(ray, cpus, gpus)
                 while pending and len(active) < slots:
                     run = pending.popleft()
                     deadline = time.monotonic() + self.timeout if self.timeout else None
-                    active[task.remote(run, config)] = (run, deadline)
+                    active[task.remote(run, config, board)] = (run, deadline)
                     on_phase(run, "dispatched", "ray")
                 done, _ = ray.wait(list(active), num_returns=1, timeout=_WAIT_S)
+                # before the results: a finished run's last phases come first,
+                # and none can arrive after its result (which would leave a
+                # stale line in the live display)
+                running = {run.run_id: run for run, _ in active.values()}
+                for run_id, phase, detail in ray.get(board.drain.remote()):
+                    if run_id in running:
+                        phases[run_id] = phase
+                        on_phase(running[run_id], phase, detail)
                 for ref in done:
                     run, _ = active.pop(ref)
-                    on_result(_collect(ray, ref, run))
+                    on_result(_collect(ray, ref, run, phases.pop(run.run_id, "")))
                 now = time.monotonic()
                 for ref, (run, deadline) in list(active.items()):
                     if deadline is not None and now > deadline:
                         ray.cancel(ref, force=True)
                         del active[ref]
+                        phases.pop(run.run_id, None)
                         on_result(
                             failed_result(
                                 run, f"timed out after {self.timeout:g}s (--timeout)"
@@ -178,15 +195,32 @@ def _connect(ray: Any, address: str | None) -> None:
         raise UsageError(f"could not start {where}: {exc}") from None
 
 
-def _collect(ray: Any, ref: Any, run: Run) -> RunResult:
+def _collect(ray: Any, ref: Any, run: Run, phase: str) -> RunResult:
     try:
         payload = ray.get(ref)
     except ray.exceptions.RayError as exc:  # the worker died even after retries
         first_line = (str(exc).strip().splitlines() or [""])[0]
+        during = f" during {phase!r}" if phase else ""
         return failed_result(
-            run, f"Ray worker failed ({type(exc).__name__}): {first_line}"
+            run, f"Ray worker failed ({type(exc).__name__}){during}: {first_line}"
         )
     return RunResult.from_dict(payload)
+
+
+class PhaseBoard:
+    """A Ray actor: collects the phase updates of every running task until
+    the driver drains them (Ray runs one actor method at a time, in the
+    order each caller sent them, so a run's updates stay in order)."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, str, str]] = []
+
+    def post(self, run_id: str, phase: str, detail: str) -> None:
+        self.updates.append((run_id, phase, detail))
+
+    def drain(self) -> list[tuple[str, str, str]]:
+        updates, self.updates = self.updates, []
+        return updates
 
 
 @functools.cache
@@ -195,9 +229,11 @@ def _host(options: PluginOptions) -> PluginHost:
     return make_plugin_host(options)
 
 
-def _execute(run: Run, config: WorkerConfig) -> dict[str, Any]:
+def _execute(run: Run, config: WorkerConfig, board: Any) -> dict[str, Any]:
     """The Ray task: execute one run in a Ray worker, return its result dict
-    (plain data: the driver may run another negbench version's classes)."""
+    (plain data: the driver may run another negbench version's classes).
+    Phase updates go to ``board`` without waiting for an answer: a
+    training step never waits on the network."""
     import ray
     import torch
 
@@ -213,7 +249,10 @@ def _execute(run: Run, config: WorkerConfig) -> dict[str, Any]:
         return failed_result(
             run, f"Ray worker could not load the plugins: {type(exc).__name__}: {exc}"
         ).to_dict()
-    return run_one(host, run, device, config, lambda phase, detail: None).to_dict()
+    report = Throttled(
+        lambda phase, detail: board.post.remote(run.run_id, phase, detail)
+    )
+    return run_one(host, run, device, config, report).to_dict()
 
 
 @hookimpl

@@ -1,28 +1,35 @@
 """``--executor ray`` on a local Ray instance (2 CPUs, no dashboard, no usage
-statistics): the local executor's results, a dead worker or a hung run fails
-only its own run, and stored runs are never dispatched."""
+statistics): the local executor's results, progress streamed back from the
+Ray workers, a dead worker or a hung run fails only its own run, and stored
+runs are never dispatched."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
-from conftest import TOY, results_json
+from conftest import REPO, TOY, results_json
 
 from harness.executor import visible_device
 
 pytest.importorskip("ray")
 
 TINY = ("--param", "task.beir.epochs=2", "--param", "task.beir.batch_size=8")
+RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))
 MATRIX = ("--model", "toy-bow", "--loss", "infonce", "--seeds", "1", "--threads", "1")
 
 
 def test_ray_matches_local_and_survives_dying_and_hung_runs(
-    run_harness, harness_env, tiny_beir
+    run_harness, harness_env, tiny_beir, tmp_path
 ):
     env = {"RAY_USAGE_STATS_ENABLED": "0"}
     bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *TINY, *MATRIX)
     good = ("--sampler", "random", "--sampler", "topk-hard")
+    record = tmp_path / "record.jsonl"
     done = run_harness(
         *bench,
+        *RECORDER,
         *good,
         "--sampler",
         "segfaulting",  # kills its worker, also on the retry
@@ -34,13 +41,28 @@ def test_ray_matches_local_and_survives_dying_and_hung_runs(
         "15",  # from dispatch: a worker's first run also imports torch
         "--executor",
         "ray",
-        env=env,
+        env={**env, "HARNESS_TEST_RECORD": str(record)},
     )
     assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
+    # the driver saw each good run's phases, as they happened in the workers
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    for sampler in ("random", "topk-hard"):
+        seen = [
+            c.get("phase", "(result)")
+            for c in calls
+            if c["hook"] in ("harness_run_phase", "harness_result")
+            and c["label"].split("::")[3] == sampler
+        ]
+        assert seen[0] == "dispatched", seen
+        assert {"load", "train", "evaluate"} <= set(seen), seen
+        assert seen.index("(result)") == len(seen) - 1  # no phase after it
     by_sampler = {r["sampler"]: r for r in results_json(run_harness)}
     assert len(by_sampler) == 4  # every run stored exactly once, none lost
     assert by_sampler["segfaulting"]["status"] == "failed"
-    assert by_sampler["segfaulting"]["error"].startswith("Ray worker failed")
+    assert re.match(
+        r"Ray worker failed \(\w+\)( during '\w+')?: ",  # the phase if it got out
+        by_sampler["segfaulting"]["error"],
+    )
     assert by_sampler["sleepy"]["error"] == "timed out after 15s (--timeout)"
     on_ray = {s: by_sampler[s] for s in ("random", "topk-hard")}
     assert all(r["status"] == "ok" for r in on_ray.values())
