@@ -124,12 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--executor",
         default="local",
-        help="'local' (default), 'ray' (needs negbench[ray]), or a plugin's",
+        help="'local' (default), 'ray' (needs negbench[ray]), 'slurm' (one Slurm "
+        "job per run, needs negbench[slurm]), 'submitit-local' (the same through "
+        "local subprocesses), or a plugin's",
     )
     bench.add_argument(
         "--address",
         help="with --executor ray: the cluster to join, e.g. 'auto' or "
         "'ray://head:10001' (default: start a local Ray)",
+    )
+    bench.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --executor slurm: a job parameter for submitit, e.g. "
+        "partition=gpu, mem_gb=32, account=abc (repeatable)",
     )
     bench.add_argument(
         "--timeout", type=float, help="seconds per run before it is failed"
@@ -264,6 +274,7 @@ def _host(args: argparse.Namespace) -> tuple[PluginHost, PluginOptions]:
 def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
     from .config import Selections
     from .session import BenchOptions, Session
+    from .submitit_executor import parse_slurm_parameters
 
     if args.jobs is not None and args.jobs < 0:
         raise UsageError("--jobs must be >= 0")
@@ -271,8 +282,11 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         raise UsageError("--threads must be >= 1")
     if args.address and args.executor != "ray":
         raise UsageError("--address needs --executor ray")
+    if args.slurm and args.executor not in ("slurm", "submitit-local"):
+        raise UsageError("--slurm needs --executor slurm (or submitit-local)")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
+    slurm = parse_slurm_parameters(args.slurm)
     host, plugin_options = _host(args)
     options = BenchOptions(
         suites=args.suite,
@@ -286,6 +300,7 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         threads=args.threads,
         executor=args.executor,
         address=args.address,
+        slurm=slurm,
         timeout=args.timeout,
         rerun=args.rerun,
         store=args.store,

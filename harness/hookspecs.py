@@ -132,7 +132,7 @@ def harness_executor(session: Session, name: str) -> RunExecutor | None:
     """Return the executor that ``harness bench --executor NAME`` asked for.
 
     :param session: the bench session: ``session.options`` holds ``jobs``,
-        ``threads``, ``timeout``, ``device`` and ``address``;
+        ``threads``, ``timeout``, ``device``, ``address`` and ``slurm``;
         ``session.worker_config()`` is what a worker needs to rebuild the
         plugin manager and find the data.
     :param name: the ``--executor`` value (``local`` by default).
@@ -142,9 +142,11 @@ def harness_executor(session: Session, name: str) -> RunExecutor | None:
         main process, with a result or a failed result: never lose a run.
 
     Stops at the first non-None answer.  Built-ins: ``local`` (worker
-    processes on this machine, one per GPU or ``--jobs N``) and ``ray``
-    (Ray tasks on a local or remote cluster, ``negbench[ray]``).  A plugin
-    can add another engine (Slurm through submitit, say) under its own name.
+    processes on this machine, one per GPU or ``--jobs N``), ``ray``
+    (Ray tasks on a local or remote cluster, ``negbench[ray]``), ``slurm``
+    (one Slurm job per run through submitit, ``negbench[slurm]``) and
+    ``submitit-local`` (the same, as subprocesses of this machine).  A
+    plugin can add another engine (Kubernetes, say) under its own name.
     """
 
 

@@ -58,6 +58,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "harness.runner",
     "harness.executor",
     "harness.ray_executor",
+    "harness.submitit_executor",
     "harness.store",
     "harness.terminal",
     # tasks

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import os
 import time
 from collections import deque
@@ -252,7 +253,15 @@ def _execute(run: Run, config: WorkerConfig, board: Any) -> dict[str, Any]:
     report = Throttled(
         lambda phase, detail: board.post.remote(run.run_id, phase, detail)
     )
-    return run_one(host, run, device, config, report).to_dict()
+    # as a local worker does (harness.executor._worker_main): keep what is
+    # alive now (torch, the plugins) out of the cyclic collector's passes
+    # during the run; a Ray worker is reused, so unfreeze afterwards, or a
+    # cycle among those objects that dies later would never be collected
+    gc.freeze()
+    try:
+        return run_one(host, run, device, config, report).to_dict()
+    finally:
+        gc.unfreeze()
 
 
 @hookimpl

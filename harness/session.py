@@ -44,6 +44,9 @@ class BenchOptions:
     executor: str = "local"
     #: the Ray cluster to join (``--address``); None starts a local one
     address: str | None = None
+    #: Slurm job parameters (``--slurm KEY=VALUE``, without the ``slurm_``
+    #: prefix submitit's ``update_parameters`` takes)
+    slurm: dict[str, int | float | str] = field(default_factory=dict)
     timeout: float | None = None
     rerun: bool = False
     store: Path = DEFAULT_STORE
@@ -160,7 +163,7 @@ class Session:
         if executor is None:
             raise UsageError(
                 f"no plugin provides the executor '{self.options.executor}' "
-                "(built-in: local, ray)"
+                "(built-in: local, ray, slurm, submitit-local)"
             )
         self.store = ResultStore(self.options.store)
         try:

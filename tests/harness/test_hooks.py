@@ -253,10 +253,13 @@ def test_hook_harness_executor(run_harness, tiny_beir, record):
     finished = [c["label"] for c in calls if c["hook"] == "harness_result"]
     assert finished == dispatch["runs"][::-1]  # the plugin's engine ran them
     assert len(results_json(run_harness)) == 2
-    unknown = run_bench(run_harness, tiny_beir, record, *BASE, "--executor", "slurm")
+    unknown = run_bench(
+        run_harness, tiny_beir, record, *BASE, "--executor", "kubernetes"
+    )
     assert unknown.returncode == 4
     assert unknown.stderr.strip() == (
-        "ERROR: no plugin provides the executor 'slurm' (built-in: local, ray)"
+        "ERROR: no plugin provides the executor 'kubernetes' "
+        "(built-in: local, ray, slurm, submitit-local)"
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import REPO, TOY, results_json
@@ -27,22 +28,12 @@ def test_ray_matches_local_and_survives_dying_and_hung_runs(
     bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *TINY, *MATRIX)
     good = ("--sampler", "random", "--sampler", "topk-hard")
     record = tmp_path / "record.jsonl"
-    done = run_harness(
-        *bench,
-        *RECORDER,
-        *good,
-        "--sampler",
-        "segfaulting",  # kills its worker, also on the retry
-        "--sampler",
-        "sleepy",
-        "--param",
-        "sampler.sleepy.seconds=300",
-        "--timeout",
-        "15",  # from dispatch: a worker's first run also imports torch
-        "--executor",
-        "ray",
-        env={**env, "HARNESS_TEST_RECORD": str(record)},
-    )
+    with ThreadPoolExecutor(1) as pool:
+        # meanwhile, the local executor, same seeds and threads, its own
+        # store (its CPU work fills the hung run's wait)
+        local = pool.submit(run_harness, *bench, *good, "--store", "local.db")
+        done = _ray_bench(run_harness, bench, good, record, env)
+        assert local.result().returncode == 0, local.result().stderr
     assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
     # the driver saw each good run's phases, as they happened in the workers
     calls = [json.loads(line) for line in record.read_text().splitlines()]
@@ -74,11 +65,29 @@ def test_ray_matches_local_and_survives_dying_and_hung_runs(
     assert "2 run(s) already completed" in again.stdout
 
     # the local executor, same seeds and threads: the same numbers exactly
-    local = run_harness(*bench, *good, "--rerun")
-    assert local.returncode == 0, local.stdout + local.stderr
-    for result in results_json(run_harness):
-        if result["sampler"] in on_ray:
-            assert result["metrics"] == on_ray[result["sampler"]]["metrics"]
+    local_results = results_json(run_harness, "--store", "local.db")
+    assert {r["sampler"]: r["metrics"] for r in local_results} == {
+        s: r["metrics"] for s, r in on_ray.items()
+    }
+
+
+def _ray_bench(run_harness, bench, good, record, env):
+    return run_harness(
+        *bench,
+        *RECORDER,
+        *good,
+        "--sampler",
+        "segfaulting",  # kills its worker, also on the retry
+        "--sampler",
+        "sleepy",
+        "--param",
+        "sampler.sleepy.seconds=300",
+        "--timeout",
+        "15",  # from dispatch: a worker's first run also imports torch
+        "--executor",
+        "ray",
+        env={**env, "HARNESS_TEST_RECORD": str(record)},
+    )
 
 
 @pytest.mark.parametrize(
