@@ -214,9 +214,9 @@ class Diagnostics:
             if keep is None:
                 self._counts["negatives_sampled"] += positions.numel()
             elif self._unmeasured is None:
-                self._unmeasured = keep.sum()
+                self._unmeasured = keep.count_nonzero()
             else:
-                self._unmeasured += keep.sum()
+                self._unmeasured += keep.count_nonzero()
             return
         if keep is None:
             keep = torch.ones(

@@ -123,7 +123,7 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
         started_at=started,
     )
     components: dict[str, tuple[Any, ComponentRef]] = {}
-    clock = time.perf_counter()
+    clock, cpu_clock = time.perf_counter(), time.process_time()
     extras: dict[str, float] = {}
     try:
         seed_everything(spec.seed)
@@ -192,6 +192,7 @@ def execute(run: Run, context: RunContext, registries: Registries) -> RunResult:
         )
     result.timings = dict(context.timings)
     result.timings["total"] = time.perf_counter() - clock
+    result.timings["total_cpu"] = time.process_time() - cpu_clock
     result.environment = environment(context.device)
     result.finished_at = _now()
     return result

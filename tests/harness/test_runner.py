@@ -109,6 +109,9 @@ def test_ok_run_has_metrics_timings_and_environment(host):
     assert result.status == "ok", result.error
     assert result.metrics == {"score": 12.0}
     assert {"setup", "load", "train", "evaluate", "total"} <= set(result.timings)
+    assert {"setup_cpu", "train_cpu", "evaluate_cpu", "total_cpu"} <= set(
+        result.timings
+    )
     assert result.environment["torch_threads"] >= 1
 
 

@@ -19,8 +19,8 @@ from pykeen.triples import TriplesFactory
 from harness.testing import make_context
 from negbench_plugins.losses.kge_pointwise import NSSA
 from negbench_plugins.models.kge import ComplEx, DistMult, RotatE, TransE
-from negbench_plugins.samplers.corruption import Uniform
-from negbench_plugins.tasks.kg_data import read_graph
+from negbench_plugins.samplers.corruption import Filtered, Uniform
+from negbench_plugins.tasks.kg_data import KnowledgeGraph, read_graph
 from negbench_plugins.tasks.kge_protocol import KGEProtocol, evaluate
 
 logging.getLogger("pykeen").setLevel(logging.ERROR)
@@ -176,3 +176,41 @@ def test_skipping_the_pool_scores_changes_no_number(data_dir: Path, name) -> Non
     assert {"hardness_gap_q50", "fn_rate_lower_bound"} <= fast.keys()
     for key, value in slow.items():
         assert fast[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+class _FilteredBothSides(Filtered):
+    """``filtered`` with K negatives in every query row (no head/tail split)."""
+
+    sides = "both"
+
+
+def test_a_query_whose_every_candidate_is_an_answer_trains_without_negatives():
+    """Entity 0 is related to every entity by relation 0, so for a filtered
+    sampler the tail query (0, r0) has no candidate that may be a negative:
+    the step drops that row and trains on the others, every negative it
+    counts is a non-answer, and nothing fails."""
+    e = 6
+    hub = [[0, 0, t] for t in range(e)]
+    ring = [[h, 1, (h + 1) % e] for h in range(e)]
+    graph = KnowledgeGraph(
+        name="hub",
+        entities=[f"e{i}" for i in range(e)],
+        relations=["all", "next"],
+        train=torch.tensor(hub + ring),
+        valid=torch.tensor([[1, 1, 2]]),
+        test=torch.tensor([[2, 1, 3]]),
+    )
+    torch.manual_seed(0)
+    model = TransE(dim=8)
+    model.build(e, 4)
+    before = model.entity.weight.detach().clone()
+    context = make_context(sampler=_FilteredBothSides(), loss=NSSA())
+    KGEProtocol(epochs=2, batch_size=32, num_negatives=2, corruptions=64).fit(
+        graph, model, context
+    )
+    summary = context.diagnostics.summary()
+    # every training fact is a query row in each direction, minus the hub's
+    # tail query (6 rows, one per fact of relation 0): 2 epochs x 2 negatives
+    rows_with_negatives = 2 * len(graph.train) - len(hub)
+    assert summary["negatives_sampled"] == 2 * 2 * rows_with_negatives
+    assert not torch.equal(model.entity.weight, before)  # it trained
