@@ -102,6 +102,33 @@ def results_json(run_harness: RunHarness, *args: str) -> list[dict[str, object]]
     return data
 
 
+def assert_phases_streamed(
+    record: Path, samplers: tuple[str, ...], first: list[str]
+) -> None:
+    """Each run of ``samplers`` reported its phases to the driver as it ran:
+    the recorder plugin (``tests/hook_plugins``, writing to ``record``) saw
+    ``first``, then load, train and evaluate, and no phase after the result."""
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    for sampler in samplers:
+        seen = [
+            c.get("phase", "(result)")
+            for c in calls
+            if c["hook"] in ("harness_run_phase", "harness_result")
+            and c["label"].split("::")[3] == sampler
+        ]
+        assert seen[: len(first)] == first, seen
+        assert {"load", "train", "evaluate"} <= set(seen), seen
+        assert seen.index("(result)") == len(seen) - 1, seen
+
+
+def stored_by_sampler(run_harness: RunHarness, *args: str) -> dict[str, dict]:
+    """The stored results by sampler, each stored exactly once."""
+    results = results_json(run_harness, *args)
+    by_sampler = {str(r["sampler"]): r for r in results}
+    assert len(by_sampler) == len(results), results
+    return by_sampler
+
+
 @pytest.fixture
 def tiny_beir(tmp_path: Path) -> Path:
     return write_tiny_beir(tmp_path / "tiny")

@@ -5,12 +5,11 @@ runs are never dispatched."""
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import REPO, TOY, results_json
+from conftest import REPO, TOY, assert_phases_streamed, results_json, stored_by_sampler
 
 from harness.executor import visible_device
 
@@ -36,18 +35,8 @@ def test_ray_matches_local_and_survives_dying_and_hung_runs(
         assert local.result().returncode == 0, local.result().stderr
     assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
     # the driver saw each good run's phases, as they happened in the workers
-    calls = [json.loads(line) for line in record.read_text().splitlines()]
-    for sampler in ("random", "topk-hard"):
-        seen = [
-            c.get("phase", "(result)")
-            for c in calls
-            if c["hook"] in ("harness_run_phase", "harness_result")
-            and c["label"].split("::")[3] == sampler
-        ]
-        assert seen[0] == "dispatched", seen
-        assert {"load", "train", "evaluate"} <= set(seen), seen
-        assert seen.index("(result)") == len(seen) - 1  # no phase after it
-    by_sampler = {r["sampler"]: r for r in results_json(run_harness)}
+    assert_phases_streamed(record, ("random", "topk-hard"), ["dispatched"])
+    by_sampler = stored_by_sampler(run_harness)
     assert len(by_sampler) == 4  # every run stored exactly once, none lost
     assert by_sampler["segfaulting"]["status"] == "failed"
     assert re.match(

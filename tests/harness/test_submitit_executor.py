@@ -6,13 +6,12 @@ one-line usage error."""
 
 from __future__ import annotations
 
-import json
 import re
 import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import REPO, TOY, results_json
+from conftest import REPO, TOY, assert_phases_streamed, results_json, stored_by_sampler
 
 from harness.cli import main
 from harness.errors import UsageError
@@ -61,18 +60,9 @@ def test_submitit_local_matches_local_and_survives_dying_and_hung_runs(
     assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
     assert "Traceback" not in done.stdout + done.stderr  # killed jobs are quiet
     # the driver saw each good run's phases, as they happened in the jobs
-    calls = [json.loads(line) for line in record.read_text().splitlines()]
-    for sampler in ("random", "topk-hard"):
-        seen = [
-            c.get("phase", "(result)")
-            for c in calls
-            if c["hook"] in ("harness_run_phase", "harness_result")
-            and c["label"].split("::")[3] == sampler
-        ]
-        assert seen[:2] == ["dispatched", "started"], seen
-        assert {"load", "train", "evaluate"} <= set(seen), seen
-        assert seen.index("(result)") == len(seen) - 1  # no phase after it
-    by_sampler = {r["sampler"]: r for r in results_json(run_harness)}
+    first = ["dispatched", "started"]
+    assert_phases_streamed(record, ("random", "topk-hard"), first)
+    by_sampler = stored_by_sampler(run_harness)
     assert len(by_sampler) == 4  # every run stored exactly once, none lost
     assert by_sampler["segfaulting"]["status"] == "failed"
     assert re.match(
