@@ -272,13 +272,25 @@ class RunContext:
             chosen = chosen.to(device)
         if not chosen.numel():
             return chosen
-        # one reduction for both bounds: this runs every step
-        low, high = (int(bound) for bound in torch.aminmax(chosen))
-        if low < 0 or high >= batch.num_candidates:
+        hits: torch.Tensor | None = None
+        if device.type == "cpu":
+            # the CPU gather checks every position itself, and with the
+            # shape, dtype and device checked above a bad position is the
+            # only thing it can fail on: no separate range check per step
+            try:
+                hits = batch.known_positive.gather(1, chosen)
+            except RuntimeError:
+                hits = None
+        else:
+            # on a GPU a bad position would be a device-side assert, which
+            # kills the CUDA context: check the range first (one reduction)
+            low, high = (int(bound) for bound in torch.aminmax(chosen))
+            if low >= 0 and high < batch.num_candidates:
+                hits = batch.known_positive.gather(1, chosen)
+        if hits is None:
             raise self.violation(
                 "sampler", f"returned positions outside [0, {batch.num_candidates})"
             )
-        hits = batch.known_positive.gather(1, chosen)
         if hits.count_nonzero():  # a bool any() costs twice as much on the CPU
             row, col = (int(i) for i in hits.nonzero()[0])
             cand = int(batch.candidate_ids[row, chosen[row, col]])
