@@ -273,10 +273,10 @@ class RunContext:
         if not chosen.numel():
             return chosen
         hits: torch.Tensor | None = None
-        if device.type == "cpu":
+        if device.type == "cpu" and batch.known_positive.device == device:
             # the CPU gather checks every position itself, and with the
-            # shape, dtype and device checked above a bad position is the
-            # only thing it can fail on: no separate range check per step
+            # shapes, dtype and devices checked a bad position is the only
+            # thing it can fail on: no separate range check per step
             try:
                 hits = batch.known_positive.gather(1, chosen)
             except RuntimeError:

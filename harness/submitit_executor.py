@@ -24,8 +24,10 @@ stdout/stderr (``<job id>_0_log.out``/``.err``) and ``<job id>_phases.jsonl``,
 where the job appends its progress (throttled ``[phase, detail]`` JSON lines)
 for the driver to read while it polls: the live display and the
 ``harness_run_phase`` hook see ``train epoch 2/3`` from a job on another node,
-and a job that died is reported with the phase it died in.  Nothing is
-deleted: remove old session folders when no bench is running.
+and a job that died is reported with the phase it died in.  Once a run's
+result is stored, its job folder goes if the run succeeded (the store holds
+everything it had) and stays if it failed, for its logs; a session folder
+left with no failed job goes too.
 
 ``--timeout`` counts from the job's start (a job may wait in the queue for
 long): the driver cancels a job that runs longer and fails its run with
@@ -261,10 +263,11 @@ class SubmititExecutor:
     ) -> None:
         if not runs:  # everything was stored already: nothing to submit
             return
-        folder = self.folder
+        folder, session = self.folder, None
         if folder is None:
-            session = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-            folder = self._root() / session / "%j"
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            session = self._root() / name
+            folder = session / "%j"
         executor = self.make(folder)
         # the run's torch threads are exactly the CPUs the job asked for
         config = dataclasses.replace(self.config, threads=self.cpus())
@@ -289,11 +292,15 @@ class SubmititExecutor:
                     if result is not None:
                         active.remove(item)
                         busy[item.device] -= 1
-                        on_result(result)
+                        on_result(result)  # stored: now its files may go
+                        if result.ok:
+                            shutil.rmtree(item.job.paths.folder, ignore_errors=True)
         except BaseException:
             for item in active:  # Ctrl-C or a store error: stop the jobs
                 self._cancel(item)
             raise
+        if session is not None:
+            _remove_if_empty(session)
 
     def _submit(
         self, executor: Any, run: Run, config: WorkerConfig, device: str
@@ -359,6 +366,15 @@ class SubmititExecutor:
                 f"{_first_line(str(exc))}",
             )
         return RunResult.from_dict(payload)
+
+
+def _remove_if_empty(session: Path) -> None:
+    """Remove the session's empty folders (submitit's local cluster leaves
+    a literal ``%j`` one), and the session folder if no failed job's
+    folder is left in it (``rmdir`` fails on a folder with files)."""
+    for folder in [*session.glob("*"), session]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _read_phases(item: _Job) -> list[tuple[str, str, int | None]]:

@@ -54,10 +54,16 @@ def test_submitit_local_matches_local_and_survives_dying_and_hung_runs(
             "submitit-local",
             "--slurm",
             "partition=gpu",  # checked by submitit, ignored by its local cluster
+            "--cache-dir",
+            str(tmp_path / "cache"),  # the job folders are under it
             env={"HARNESS_TEST_RECORD": str(record)},
         )
         assert local.result().returncode == 0, local.result().stderr
     assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
+    # stored runs' job folders are gone, but for the two failed jobs' logs
+    (session,) = (tmp_path / "cache" / "submitit").iterdir()
+    kept = sorted(session.iterdir())
+    assert len(kept) == 2 and all(list(job.glob("*_log.err")) for job in kept)
     assert "Traceback" not in done.stdout + done.stderr  # killed jobs are quiet
     # the driver saw each good run's phases, as they happened in the jobs
     first = ["dispatched", "started"]
