@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LocalExecutor",
     "RunExecutor",
+    "Throttled",
     "WorkerConfig",
     "default_devices",
     "failed_result",

@@ -155,7 +155,7 @@ class RayExecutor:
                 # and none can arrive after its result (which would leave a
                 # stale line in the live display)
                 running = {run.run_id: run for run, _ in active.values()}
-                for run_id, phase, detail in ray.get(board.drain.remote()):
+                for run_id, phase, detail in _drain(ray, board):
                     if run_id in running:
                         phases[run_id] = phase
                         on_phase(running[run_id], phase, detail)
@@ -194,6 +194,16 @@ def _connect(ray: Any, address: str | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray"
         raise UsageError(f"could not start {where}: {exc}") from None
+
+
+def _drain(ray: Any, board: Any) -> list[tuple[str, str, str]]:
+    """The phase updates posted since the last drain; none if the board is
+    gone (its node died): progress is lost then, never a result."""
+    try:
+        updates: list[tuple[str, str, str]] = ray.get(board.drain.remote())
+    except ray.exceptions.RayError:
+        return []
+    return updates
 
 
 def _collect(ray: Any, ref: Any, run: Run, phase: str) -> RunResult:

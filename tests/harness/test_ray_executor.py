@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 from conftest import REPO, TOY, assert_phases_streamed, results_json, stored_by_sampler
 
 from harness.executor import visible_device
+from harness.ray_executor import _drain
 
 pytest.importorskip("ray")
 
@@ -91,3 +93,18 @@ def test_each_gpu_worker_sees_only_its_device(device, visible, expected):
     assert visible_device(device, visible) == expected
     with pytest.raises(ValueError, match="not among CUDA_VISIBLE_DEVICES"):
         visible_device("cuda:2", "4,6")
+
+
+def test_a_lost_phase_board_loses_progress_not_the_bench():
+    """If the progress actor's node dies, draining it gives no updates
+    instead of an exception that would stop the driver."""
+    ray = pytest.importorskip("ray")
+
+    def gone(ref):
+        raise ray.exceptions.RayError("the actor died")
+
+    board = SimpleNamespace(drain=SimpleNamespace(remote=lambda: "ref"))
+    fake = SimpleNamespace(exceptions=ray.exceptions, get=gone)
+    assert _drain(fake, board) == []
+    alive = SimpleNamespace(exceptions=ray.exceptions, get=lambda ref: [("r", "a", "")])
+    assert _drain(alive, board) == [("r", "a", "")]
