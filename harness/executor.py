@@ -51,6 +51,7 @@ __all__ = [
     "WorkerConfig",
     "default_devices",
     "failed_result",
+    "first_line",
 ]
 
 PhaseCallback = Callable[[Run, str, str], None]
@@ -95,6 +96,12 @@ def visible_device(device: str, visible: str | None) -> tuple[str, str | None]:
             raise ValueError(f"{device} is not among CUDA_VISIBLE_DEVICES={visible!r}")
         return "cuda:0", ids[index]
     return "cuda:0", str(index)
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of an error message: a failed run's error
+    is one line, whatever an engine's exception says."""
+    return (text.strip().splitlines() or [""])[0]
 
 
 def failed_result(run: Run, error: str) -> RunResult:

@@ -46,6 +46,7 @@ from .executor import (
     Throttled,
     WorkerConfig,
     failed_result,
+    first_line,
     run_one,
 )
 from .plugin import PluginHost, PluginOptions, hookimpl, make_plugin_host
@@ -210,10 +211,10 @@ def _collect(ray: Any, ref: Any, run: Run, phase: str) -> RunResult:
     try:
         payload = ray.get(ref)
     except ray.exceptions.RayError as exc:  # the worker died even after retries
-        first_line = (str(exc).strip().splitlines() or [""])[0]
         during = f" during {phase!r}" if phase else ""
         return failed_result(
-            run, f"Ray worker failed ({type(exc).__name__}){during}: {first_line}"
+            run,
+            f"Ray worker failed ({type(exc).__name__}){during}: {first_line(str(exc))}",
         )
     return RunResult.from_dict(payload)
 

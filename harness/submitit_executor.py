@@ -63,6 +63,7 @@ from .executor import (
     WorkerConfig,
     default_devices,
     failed_result,
+    first_line,
     preload_modules,
     run_one,
     visible_device,
@@ -124,10 +125,6 @@ def parse_slurm_parameters(items: Sequence[str]) -> dict[str, int | float | str]
                 continue
         parameters[key.removeprefix("slurm_")] = value
     return parameters
-
-
-def _first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0]
 
 
 def _phase_file(job_folder: Path, job_id: str) -> Path:
@@ -230,10 +227,10 @@ class SubmititExecutor:
             executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster)
             executor.update_parameters(**parameters)
         except (AssertionError, NameError, TypeError, ValueError) as exc:
-            raise UsageError(f"--slurm: {_first_line(str(exc))}") from None
+            raise UsageError(f"--slurm: {first_line(str(exc))}") from None
         except RuntimeError as exc:  # e.g. no srun: not on a Slurm cluster
             raise UsageError(
-                f"--executor {self.name}: {_first_line(str(exc))}"
+                f"--executor {self.name}: {first_line(str(exc))}"
             ) from None
         return executor
 
@@ -315,7 +312,7 @@ class SubmititExecutor:
         except Exception as exc:  # sbatch refused it: a bad partition, account...
             raise UsageError(
                 f"--executor {self.name} could not submit a job "
-                f"({type(exc).__name__}): {_first_line(str(exc))}"
+                f"({type(exc).__name__}): {first_line(str(exc))}"
             ) from None
         return _Job(run=run, job=job, device=device)
 
@@ -363,7 +360,7 @@ class SubmititExecutor:
             return failed_result(
                 item.run,
                 f"submitit job {job.job_id} failed ({type(exc).__name__}){during}: "
-                f"{_first_line(str(exc))}",
+                f"{first_line(str(exc))}",
             )
         return RunResult.from_dict(payload)
 

@@ -102,6 +102,16 @@ def results_json(run_harness: RunHarness, *args: str) -> list[dict[str, object]]
     return data
 
 
+def executor_bench(tiny_beir: Path) -> tuple[str, ...]:
+    """The executor tests' bench: tiny BEIR, the toy model, one seed and one
+    thread (add the samplers), so every engine gives the same numbers."""
+    return (
+        *("bench", *TOY, "--task", f"beir:{tiny_beir}"),
+        *("--param", "task.beir.epochs=2", "--param", "task.beir.batch_size=8"),
+        *("--model", "toy-bow", "--loss", "infonce", "--seeds", "1", "--threads", "1"),
+    )
+
+
 def assert_phases_streamed(
     record: Path, samplers: tuple[str, ...], first: list[str]
 ) -> None:
@@ -136,3 +146,6 @@ def tiny_beir(tmp_path: Path) -> Path:
 
 #: arguments that load the toy model and example components from tests/example_plugins
 TOY = ("--plugins-dir", str(EXAMPLE_PLUGINS))
+#: arguments that load the hook recorder (tests/hook_plugins; it writes to the
+#: file named by HARNESS_TEST_RECORD)
+RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, TOY, harness_environment, results_json
+from conftest import RECORDER, TOY, harness_environment, results_json
 
 from harness import Loss, Model, Sampler, Task, TextEncoder, hookimpl, hookspecs
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.testing import write_tiny_beir
 
-RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))
 SMALL = ("--param", "task.beir.epochs=1", "--param", "task.beir.depth=20")
 
 

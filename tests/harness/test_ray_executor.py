@@ -10,23 +10,25 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, TOY, assert_phases_streamed, results_json, stored_by_sampler
+from conftest import (
+    RECORDER,
+    assert_phases_streamed,
+    executor_bench,
+    results_json,
+    stored_by_sampler,
+)
 
 from harness.executor import visible_device
 from harness.ray_executor import _drain
 
 pytest.importorskip("ray")
 
-TINY = ("--param", "task.beir.epochs=2", "--param", "task.beir.batch_size=8")
-RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))
-MATRIX = ("--model", "toy-bow", "--loss", "infonce", "--seeds", "1", "--threads", "1")
-
 
 def test_ray_matches_local_and_survives_dying_and_hung_runs(
     run_harness, harness_env, tiny_beir, tmp_path
 ):
     env = {"RAY_USAGE_STATS_ENABLED": "0"}
-    bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *TINY, *MATRIX)
+    bench = executor_bench(tiny_beir)
     good = ("--sampler", "random", "--sampler", "topk-hard")
     record = tmp_path / "record.jsonl"
     with ThreadPoolExecutor(1) as pool:

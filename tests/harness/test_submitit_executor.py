@@ -11,7 +11,13 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import REPO, TOY, assert_phases_streamed, results_json, stored_by_sampler
+from conftest import (
+    RECORDER,
+    assert_phases_streamed,
+    executor_bench,
+    results_json,
+    stored_by_sampler,
+)
 
 from harness.cli import main
 from harness.errors import UsageError
@@ -21,15 +27,11 @@ from harness.submitit_executor import SubmititExecutor, parse_slurm_parameters
 
 pytest.importorskip("submitit")
 
-TINY = ("--param", "task.beir.epochs=2", "--param", "task.beir.batch_size=8")
-RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))
-MATRIX = ("--model", "toy-bow", "--loss", "infonce", "--seeds", "1", "--threads", "1")
-
 
 def test_submitit_local_matches_local_and_survives_dying_and_hung_runs(
     run_harness, tiny_beir, tmp_path
 ):
-    bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *TINY, *MATRIX)
+    bench = executor_bench(tiny_beir)
     good = ("--sampler", "random", "--sampler", "topk-hard")
     record = tmp_path / "record.jsonl"
     with ThreadPoolExecutor(1) as pool:
@@ -132,7 +134,7 @@ def test_executor_slurm_without_slurm_is_a_one_line_usage_error(
 ):
     empty = tmp_path / "no-slurm-here"
     empty.mkdir()
-    bench = ("bench", *TOY, "--task", f"beir:{tiny_beir}", *MATRIX)
+    bench = executor_bench(tiny_beir)
     done = run_harness(*bench, "--executor", "slurm", env={"PATH": str(empty)})
     assert done.returncode == 4, done.stdout + done.stderr
     assert done.stderr.strip() == (
