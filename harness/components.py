@@ -212,9 +212,11 @@ class Loss(Component, torch.nn.Module):
     def forward_batch(self, batch: ScoredBatch) -> torch.Tensor:
         """Per-anchor losses for a whole :class:`ScoredBatch`. shape: (B,).
 
-        The default calls :meth:`forward` with the scores and the mask.
+        The default calls :meth:`forward` with the scores and the mask,
+        directly rather than through ``nn.Module.__call__`` (a loss takes no
+        module hooks; this runs in every training step).
         """
-        return self(batch.positive, batch.negative, batch.mask)  # type: ignore[no-any-return]
+        return self.forward(batch.positive, batch.negative, batch.mask)
 
     def forward(
         self, positive: torch.Tensor, negative: torch.Tensor, mask: torch.Tensor

@@ -38,6 +38,7 @@ import torch
 from .allocator import keep_freed_memory
 from .context import RunContext
 from .data import DataLocator
+from .errors import UsageError
 from .plugin import PluginHost, PluginOptions, hookimpl, make_plugin_host
 from .types import Run, RunResult
 
@@ -49,6 +50,7 @@ __all__ = [
     "RunExecutor",
     "Throttled",
     "WorkerConfig",
+    "check_local_devices",
     "default_devices",
     "failed_result",
     "first_line",
@@ -67,6 +69,38 @@ def default_devices(requested: str | None) -> list[str]:
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return ["cpu"]
+
+
+def check_local_devices(devices: Sequence[str]) -> None:
+    """A :class:`UsageError` now, with the fix, for a device this machine
+    does not have: otherwise every run would fail the same way, one by one."""
+    for device in devices:
+        try:
+            parsed = torch.device(device)
+        except RuntimeError as exc:
+            raise UsageError(f"--device {device!r}: {first_line(str(exc))}") from None
+        if parsed.type == "cpu":
+            continue
+        if parsed.type == "mps" and torch.backends.mps.is_available():
+            continue
+        if parsed.type != "cuda":
+            raise UsageError(
+                f"--device {device}: not available here; the local executor "
+                "runs on 'cpu' and 'cuda[:N]' (or 'mps' on Apple silicon)"
+            )
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpus == 0:
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU-only"
+            raise UsageError(
+                f"--device {device}: no CUDA GPU is visible on this machine "
+                f"(torch {torch.__version__}, a {build} build); use --device "
+                "cpu, or --executor ray/slurm to run on GPU nodes"
+            )
+        if parsed.index is not None and parsed.index >= gpus:
+            raise UsageError(
+                f"--device {device}: this machine has {gpus} visible GPU(s), "
+                f"cuda:0 to cuda:{gpus - 1}"
+            )
 
 
 class RunExecutor(Protocol):
@@ -407,6 +441,7 @@ def harness_executor(session: Session, name: str) -> RunExecutor | None:
     if name != "local":
         return None
     devices = default_devices(session.options.device)
+    check_local_devices(devices)
     return LocalExecutor(
         config=session.worker_config(),
         jobs=default_jobs(session.options.jobs, devices),

@@ -60,6 +60,10 @@ __all__ = ["PhaseBoard", "RayExecutor"]
 #: a run whose worker process dies is started once more, then marked failed
 RETRIES = 1
 _WAIT_S = 0.5
+#: ``--timeout`` counts from a run's start on its worker (its first phase);
+#: a run that has not started this long after its dispatch (a worker that
+#: cannot come up) fails too
+START_GRACE_S = 300.0
 
 
 def _import_ray() -> Any:
@@ -148,18 +152,28 @@ class RayExecutor:
                 slots = self._slots(ray, cpus, gpus)
                 while pending and len(active) < slots:
                     run = pending.popleft()
-                    deadline = time.monotonic() + self.timeout if self.timeout else None
+                    deadline = (
+                        time.monotonic() + self.timeout + START_GRACE_S
+                        if self.timeout
+                        else None
+                    )
                     active[task.remote(run, config, board)] = (run, deadline)
                     on_phase(run, "dispatched", "ray")
                 done, _ = ray.wait(list(active), num_returns=1, timeout=_WAIT_S)
                 # before the results: a finished run's last phases come first,
                 # and none can arrive after its result (which would leave a
                 # stale line in the live display)
-                running = {run.run_id: run for run, _ in active.values()}
+                running = {run.run_id: ref for ref, (run, _) in active.items()}
                 for run_id, phase, detail in _drain(ray, board):
                     if run_id in running:
+                        ref = running[run_id]
+                        run = active[ref][0]
+                        if run_id not in phases and self.timeout:
+                            # started: --timeout counts from now, not from
+                            # the dispatch (a worker's start-up is not the run's)
+                            active[ref] = (run, time.monotonic() + self.timeout)
                         phases[run_id] = phase
-                        on_phase(running[run_id], phase, detail)
+                        on_phase(run, phase, detail)
                 for ref in done:
                     run, _ = active.pop(ref)
                     on_result(_collect(ray, ref, run, phases.pop(run.run_id, "")))
@@ -168,16 +182,22 @@ class RayExecutor:
                     if deadline is not None and now > deadline:
                         ray.cancel(ref, force=True)
                         del active[ref]
-                        phases.pop(run.run_id, None)
-                        on_result(
-                            failed_result(
-                                run, f"timed out after {self.timeout:g}s (--timeout)"
-                            )
-                        )
+                        started = phases.pop(run.run_id, None) is not None
+                        on_result(failed_result(run, self._timed_out(started)))
         except BaseException:
             for ref in active:  # Ctrl-C or a store error: stop the cluster's work
                 ray.cancel(ref, force=True)
             raise
+
+    def _timed_out(self, started: bool) -> str:
+        assert self.timeout is not None
+        if started:
+            return f"timed out after {self.timeout:g}s (--timeout)"
+        return (
+            f"not started {self.timeout + START_GRACE_S:g}s after its dispatch "
+            f"(--timeout {self.timeout:g}s plus {START_GRACE_S:g}s for a worker "
+            "to start)"
+        )
 
 
 def _connect(ray: Any, address: str | None) -> None:

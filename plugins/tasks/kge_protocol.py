@@ -95,16 +95,15 @@ class KGEProtocol:
         assert loss is not None, "the matrix pairs trainable models with a loss"
         step = _Step(self, graph, kge, context)
         optimizer = make_optimizer([kge, loss], lr=kge.lr)
-        facts = graph.train
-        steps = (len(facts) + self.batch_size - 1) // self.batch_size
+        n = len(graph.train)
+        steps = (n + self.batch_size - 1) // self.batch_size
         # thousands of millisecond steps: diagnostics on a sample of them
         context.plan_diagnostics(self.epochs * steps, 2 * self.batch_size * step.k)
         kge.train()
         for epoch in range(self.epochs):
-            order = torch.randperm(len(facts), generator=context.generator)
+            order = torch.randperm(n, generator=context.generator)
             for number in range(steps):
-                batch = facts[order[number * self.batch_size :][: self.batch_size]]
-                value = step.run(batch)
+                value = step.run(order[number * self.batch_size :][: self.batch_size])
                 optimizer.zero_grad()
                 value.backward()
                 optimizer.step()
@@ -125,6 +124,15 @@ class _Step:
         self.graph, self.model, self.context = graph, model, context
         self.device = context.device
         self.facts = graph.facts
+        # every training fact's two query rows, made once, as columns: (4,
+        # 2N) of query entity, relation', answer and query id, tail queries
+        # then head queries.  A step picks its rows instead of building them,
+        # and gets each field as a contiguous vector (strided ones make the
+        # model's lookups slower)
+        rows = both_directions(graph.train, graph.num_relations)
+        queries = self.facts.query(rows[:, 0], rows[:, 1])
+        self.columns = torch.cat([rows.T, queries[None]]).contiguous()
+        self.num_facts = len(graph.train)
         sampler = context.sampler
         self.sampler: Sampler | None = sampler
         assert context.loss is not None
@@ -176,35 +184,34 @@ class _Step:
         mined = self.sampler.pool == "mined"
         # timed by hand: a phase() per step would flood the progress display
         start = time.perf_counter()
-        with torch.no_grad():
-            if everything or mined:
-                # 1-N scoring of one candidate set shared by the batch's rows:
-                # all entities, or a fresh uniform draw of `corruptions` of them
-                shared = (
-                    torch.arange(e)
-                    if everything
-                    else torch.randperm(e, generator=generator)[: self.pool_size]
-                )
-                ids = shared.expand(n, -1)
+        shared = None
+        if everything or mined:
+            # 1-N scoring of one candidate set shared by the batch's rows:
+            # all entities, or a fresh uniform draw of `corruptions` of them
+            shared = (
+                torch.arange(e)
+                if everything
+                else torch.randperm(e, generator=generator)[: self.pool_size]
+            )
+            ids = shared.expand(n, -1)
+        else:
+            ids = torch.randint(e, (n, self.pool_size), generator=generator)
+        if not self.score_pool:
+            scores = _unscored(n, self.pool_size)
+        else:
+            with torch.no_grad():
                 scores = (
                     self.model.score_shared(
                         self._on_device(heads),
                         self._on_device(relations),
                         self._on_device(shared),
-                    ).cpu()
-                    if self.score_pool
-                    else _unscored(n, self.pool_size)
-                )
-            else:
-                ids = torch.randint(e, (n, self.pool_size), generator=generator)
-                scores = (
-                    self._pairs(heads, relations, ids).cpu()
-                    if self.score_pool
-                    else _unscored(n, self.pool_size)
-                )
-            if mined:
-                scores, order = scores.sort(dim=1, descending=True)
-                ids = ids.gather(1, order)
+                    )
+                    if shared is not None
+                    else self._pairs(heads, relations, ids)
+                ).cpu()
+        if mined:
+            scores, order = scores.sort(dim=1, descending=True)
+            ids = ids.gather(1, order)
         timings = self.context.timings
         timings["mine"] = timings.get("mine", 0.0) + time.perf_counter() - start
         return ids.contiguous(), scores, everything and mined
@@ -219,20 +226,21 @@ class _Step:
         hop2 = (self.adjacency @ hop1).T  # (B, E) path counts
         return hop2.gather(1, ids) > 0
 
-    def _quota(self, facts: torch.Tensor) -> torch.Tensor | None:
+    def _quota(self, relations: torch.Tensor) -> torch.Tensor | None:
         """Columns each row keeps under a side split: a prefix of each row.
 
-        shape: (2B, K) bool, or None without a side split.
+        :param relations: shape: (B,) the relation of each fact of the step.
+        :returns: shape: (2B, K) bool, or None without a side split.
         """
         assert self.sampler is not None
         if self.sampler.sides == "both" or self.k == 0:
             return None
-        b, k = len(facts), self.k
+        b, k = len(relations), self.k
         draws = torch.rand(b, k, generator=self.context.generator)
         if self.head_probability is None:
             coins = draws < 0.5
         else:
-            coins = draws < self.head_probability[facts[:, 1]][:, None]
+            coins = draws < self.head_probability[relations][:, None]
         n_head = coins.sum(dim=1)
         column = self._columns
         tail_rows = column < (k - n_head)[:, None]
@@ -241,16 +249,19 @@ class _Step:
 
     # -- the step ---------------------------------------------------------------
 
-    def run(self, facts: torch.Tensor) -> torch.Tensor:
-        rows = both_directions(facts, self.graph.num_relations)
-        heads, relations, answers = rows.unbind(1)  # views, taken once
-        used = self._quota(facts) if self.sampler is not None else None
+    def run(self, batch: torch.Tensor) -> torch.Tensor:
+        """The loss of one step. :param batch: shape: (B,) indices of the
+        step's training facts."""
+        b = len(batch)
+        picked = torch.cat([batch, batch + self.num_facts])
+        columns = self.columns.index_select(1, picked)
+        heads, relations, answers, queries = columns.unbind()  # views, taken once
+        used = self._quota(relations[:b]) if self.sampler is not None else None
         negatives: Negatives | None = None
         if self.sampler is None or self.k == 0:  # in-batch negatives only
-            negative_ids = torch.zeros(len(rows), 0, dtype=torch.long)
+            negative_ids = torch.zeros(len(heads), 0, dtype=torch.long)
         else:
             ids, scores, ranked = self._pool(heads, relations)
-            queries = self.facts.query(heads, relations)
             known = (
                 self.facts.contains(self.facts.train, queries, ids)
                 if self.sampler.filtered
@@ -261,22 +272,21 @@ class _Step:
             answers_per_row = known.sum(dim=1)
             if int(answers_per_row.max()) == known.shape[1]:
                 active = answers_per_row < known.shape[1]
-                rows, ids, scores, known = (
-                    rows[active],
+                columns, ids, scores, known = (
+                    columns[:, active],
                     ids[active],
                     scores[active],
                     known[active],
                 )
-                heads, relations, answers = rows.unbind(1)
-                queries = queries[active]
+                heads, relations, answers, queries = columns.unbind()
                 used = None if used is None else used[active]
             if self.score_pool:
                 with torch.no_grad():
                     positive_scores = self._pairs(heads, relations, answers[:, None])
                 positive_scores = positive_scores[:, 0].cpu()
             else:
-                positive_scores = _unscored(len(rows))
-            batch = CandidateBatch(
+                positive_scores = _unscored(len(heads))
+            candidates = CandidateBatch(
                 anchor_ids=queries,
                 candidate_ids=ids,
                 scores=scores,
@@ -288,7 +298,7 @@ class _Step:
                 ),
             )
             negatives = self.context.sample_negatives(
-                batch,
+                candidates,
                 self.k,
                 # fact look-ups that only the diagnostics need: run by them, on
                 # the chosen negatives of measured steps (harness.diagnostics)
@@ -301,6 +311,10 @@ class _Step:
                 # training fact among them is another answer of the query
                 labelled_positive=None if self.sampler.filtered else self._train_fact,
                 used=used,
+                # a side split keeps exactly K of each fact's two rows' columns
+                used_count=(
+                    b * self.k if used is not None and len(heads) == 2 * b else None
+                ),
                 pool_scored=self.score_pool,
             )
             negative_ids = ids.gather(1, negatives.positions)

@@ -19,7 +19,7 @@ from conftest import (
 )
 
 from harness.executor import visible_device
-from harness.ray_executor import _drain
+from harness.ray_executor import RayExecutor, _drain
 
 pytest.importorskip("ray")
 
@@ -49,7 +49,9 @@ def test_ray_matches_local_and_survives_dying_and_hung_runs(
     )
     assert by_sampler["sleepy"]["error"] == "timed out after 15s (--timeout)"
     on_ray = {s: by_sampler[s] for s in ("random", "topk-hard")}
-    assert all(r["status"] == "ok" for r in on_ray.values())
+    assert all(r["status"] == "ok" for r in on_ray.values()), {
+        s: (r["status"], r["error"]) for s, r in on_ray.items()
+    }
     assert all(r["environment"]["torch_threads"] == 1 for r in on_ray.values())
 
     # resume: stored runs are not dispatched (no cluster is even started)
@@ -76,7 +78,7 @@ def _ray_bench(run_harness, bench, good, record, env):
         "--param",
         "sampler.sleepy.seconds=300",
         "--timeout",
-        "15",  # from dispatch: a worker's first run also imports torch
+        "15",  # from the run's start on its worker (not its dispatch)
         "--executor",
         "ray",
         env={**env, "HARNESS_TEST_RECORD": str(record)},
@@ -110,3 +112,26 @@ def test_a_lost_phase_board_loses_progress_not_the_bench():
     assert _drain(fake, board) == []
     alive = SimpleNamespace(exceptions=ray.exceptions, get=lambda ref: [("r", "a", "")])
     assert _drain(alive, board) == [("r", "a", "")]
+
+
+@pytest.mark.parametrize(
+    ("device", "cluster_gpus", "per_run"),
+    [
+        ("cpu", 4, 0),  # --device cpu never asks for a GPU
+        ("cuda", 0, 1),  # asked for: Ray waits until the cluster has one
+        (None, 4, 1),  # auto: one GPU per run where the cluster has GPUs
+        (None, 0, 0),
+    ],
+)
+def test_gpu_runs_ask_ray_for_one_gpu_and_slots_follow_the_cluster(
+    device, cluster_gpus, per_run
+):
+    cluster = {"CPU": 16.0, "GPU": float(cluster_gpus)}
+    fake = SimpleNamespace(cluster_resources=lambda: cluster)
+    executor = RayExecutor(config=SimpleNamespace(threads=2), device=device)
+    assert executor._gpus_per_run(fake) == per_run
+    # runs at once: CPUs / --threads, and no more than the GPUs for GPU runs
+    expected = min(8, cluster_gpus) if per_run else 8
+    assert executor._slots(fake, cpus=2, gpus=per_run) == max(1, expected)
+    executor.max_in_flight = 3  # --jobs caps it
+    assert executor._slots(fake, cpus=2, gpus=per_run) == max(1, min(3, expected))

@@ -5,14 +5,16 @@ hook call to the file named by ``HARNESS_TEST_RECORD``.  Behaviour switches
 (also environment variables) let tests make a hook *do* something:
 ``RECORDER_DROP_SAMPLER`` (modify_runs drops that sampler's runs),
 ``RECORDER_ANSWER_RUNS`` (harness_run answers with a canned result),
-``RECORDER_RANK`` (harness_rank answers with an empty board); the
-``reversed`` executor runs the matrix inline, last run first.
+``RECORDER_RANK`` (harness_rank answers with an empty board),
+``RECORDER_RUN_SECONDS`` (harness_run sleeps that long first, to see runs
+overlap); the ``reversed`` executor runs the matrix inline, last run first.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from harness import RunResult, hookimpl
@@ -42,7 +44,16 @@ def harness_session_start(session, runs):
 
 @hookimpl
 def harness_run(run, context):
-    _record("harness_run", label=run.spec.label)
+    start = time.time()
+    time.sleep(float(os.environ.get("RECORDER_RUN_SECONDS", "0")))
+    _record(
+        "harness_run",
+        label=run.spec.label,
+        device=str(context.device),
+        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+        start=start,
+        end=time.time(),
+    )
     if os.environ.get("RECORDER_ANSWER_RUNS"):
         return RunResult(
             run_id=run.run_id,

@@ -214,3 +214,17 @@ def test_a_query_whose_every_candidate_is_an_answer_trains_without_negatives():
     rows_with_negatives = 2 * len(graph.train) - len(hub)
     assert summary["negatives_sampled"] == 2 * 2 * rows_with_negatives
     assert not torch.equal(model.entity.weight, before)  # it trained
+
+
+def test_every_trained_negative_is_counted_when_most_steps_are_not_measured(
+    nations,
+) -> None:
+    """A side split trains exactly K negatives per fact (split between its
+    two query rows): the count of an unmeasured step is that number, and the
+    run's total is exact while only a sample of its steps is measured."""
+    epochs, k = 20, 8
+    _, summary = _fit(TransE, nations, Uniform(), epochs=epochs)
+    assert 0 < summary["measured_step_share"] < 1
+    assert summary["negatives_sampled"] == epochs * len(nations.train) * k
+    measured = summary["negatives_measured"]
+    assert 0 < measured < summary["negatives_sampled"]
