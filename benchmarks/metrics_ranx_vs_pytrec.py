@@ -13,10 +13,11 @@ and the same run:
   non-relevant ones.
 
 Timed, best of ``--repeats`` after a warm-up, the three taking turns:
-negbench's ``evaluate_ranking`` (ranx with canonical ids, per-query values
-included), bare ranx (``Qrels``, ``Run``, ``evaluate``) and pytrec_eval
-(``ndcg_cut.10 recall.100 map_cut.100``, plus ``recip_rank`` on the run cut
-to its top 10, as trec_eval's reciprocal rank has no cutoff).  Agreement is
+negbench's ``evaluate_ranking`` (ranx's compiled metrics on arrays ranked in
+trec_eval's order, per-query values included), bare ranx (``Qrels``,
+``Run``, ``evaluate``) and pytrec_eval (``ndcg_cut.10 recall.100
+map_cut.100``, plus ``recip_rank`` on the run cut to its top 10, as
+trec_eval's reciprocal rank has no cutoff).  Agreement is
 the largest absolute difference per metric, per query (a query missing from
 pytrec_eval's answer counts 0, as in negbench) and of the means.
 
@@ -146,7 +147,7 @@ def synthetic_run(queries: int, docs: int, seed: int = 0) -> tuple[Qrels, RunDic
 
 
 def negbench(qrels: Qrels, run: RunDict) -> dict[str, dict[str, float]]:
-    """Per metric, per query (negbench's own path: ranx behind canonical ids)."""
+    """Per metric, per query (negbench's own path: ranx's metrics on arrays)."""
     return dict(evaluate_ranking(qrels, run, RANKING_METRICS).per_item)
 
 
@@ -309,9 +310,9 @@ def jit_cost() -> None:
                 f"{probe['cache_dir'].replace(tmp, '$HARNESS_CACHE_DIR') or '(none)'}"
             )
     print(
-        "  warm still compiles what numba does not cache (ranx's typed containers, "
-        "uncached helpers);\n  harness bench pays that once per invocation, in "
-        "the worker forkserver (harness._preload -> metrics.warm_up)."
+        "  warm: importing numba and ranx, loading the cached metrics and numba's "
+        "typed list (compiled per process);\n  harness bench pays that once per "
+        "invocation, in the worker forkserver (harness._preload_ranking)."
     )
 
 

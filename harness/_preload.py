@@ -6,7 +6,7 @@ worker a second or more, and the malloc settings of :mod:`harness.allocator`.
 The built-in plugin modules are imported here too (every worker builds a
 plugin host).  What only one family needs is preloaded only for benches with
 runs of that family (:data:`harness.executor.FAMILY_PRELOADS`): ranx's
-numba-compiled metrics (about 4 s even from numba's disk cache), scikit-
+numba-compiled metrics (about 2.5 s even from numba's disk cache), scikit-
 learn's metrics (about 1 s), scipy.stats.
 """
 

@@ -12,7 +12,9 @@ Protocol (the same for every sampler and loss, so they compare fairly):
   when the loss (or sampler) asks;
 * evaluation embeds the test queries and the corpus, retrieves the top
   ``eval_depth`` with faiss (exact inner product) and scores the ranking with
-  ranx: nDCG@10 (main), MRR@10, Recall@100 and MAP@100, per query as well.
+  ranx: nDCG@10 (main), MRR@10, Recall@100 and MAP@100, per query as well,
+  with trec_eval's rule for tied scores (:mod:`harness.metrics`), so the
+  numbers equal pytrec_eval's, BEIR's and MTEB's.
 
 The false-negative rate recorded here is a *lower bound*: a sampled negative
 counts as false only when the test qrels mark it relevant for the same query.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import pytrec_eval
 
 from harness.metrics import evaluate_ranking
 
 
-def random_case(seed: int, graded: bool):
+def random_case(seed: int, graded: bool, ties: bool = False):
     rng = random.Random(seed)
     docs = [f"doc-{i}" for i in range(300)]
     qrels, run = {}, {}
@@ -20,24 +21,36 @@ def random_case(seed: int, graded: bool):
         qrels[qid] = {d: (rng.randint(1, 3) if graded else 1) for d in relevant}
         qrels[qid].update({d: 0 for d in rng.sample(docs, 3) if d not in qrels[qid]})
         run[qid] = {d: rng.random() for d in rng.sample(docs, 150)}
+        if ties:  # few distinct scores, and ones equal only once in float32
+            run[qid] = {
+                d: rng.choice((0.5, 0.25, 0.25 + 1e-12, rng.random())) for d in run[qid]
+            }
     run["query0"] = {}  # a query with no results scores 0
     return qrels, run
 
 
+def trec_order(item: tuple[str, float]) -> tuple[np.float32, str]:
+    return np.float32(item[1]), item[0]
+
+
 def trec(qrels, run, measures, cutoff_run=None):
-    if cutoff_run is not None:  # trec_eval's recip_rank has no cutoff: truncate the run
+    if cutoff_run is not None:  # trec_eval's recip_rank has no cutoff: truncate the
+        # run, in trec_eval's order (float32 score, then document id, descending)
         run = {
-            q: dict(sorted(d.items(), key=lambda x: -x[1])[:cutoff_run])
+            q: dict(sorted(d.items(), key=trec_order, reverse=True)[:cutoff_run])
             for q, d in run.items()
         }
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(measures))
     return evaluator.evaluate({q: d for q, d in run.items() if d})
 
 
+@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("graded", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_metrics_equal_trec_eval_per_query(seed, graded):
-    qrels, run = random_case(seed, graded)
+def test_metrics_equal_trec_eval_per_query(seed, graded, ties):
+    """Also with tied scores: trec_eval compares scores as float32 and ranks
+    ties by document id, descending; so must we."""
+    qrels, run = random_case(seed, graded, ties)
     ours = evaluate_ranking(qrels, run)
     reference = trec(qrels, run, {"ndcg_cut.10", "recall.100", "map_cut.100"})
     mrr = trec(qrels, run, {"recip_rank"}, cutoff_run=10)
