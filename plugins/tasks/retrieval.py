@@ -131,6 +131,8 @@ class RetrievalTask(Task):
     """
 
     family = "retrieval"
+    # 2: tied scores rank as in trec_eval (harness.metrics); runs of 1 may differ
+    version = "2"
     main_metric = "ndcg@10"
     source: DatasetSource
 

@@ -133,6 +133,8 @@ class SynthFN(Task):
 
     name = "synth-fn"
     family = "retrieval"
+    # 2: tied scores rank as in trec_eval (harness.metrics); runs of 1 may differ
+    version = "2"
     main_metric = "ndcg@10"
     description = (
         "Generated retrieval (SynthIR-Pool): 3,000 docs in 300 subtopics of 10, "
