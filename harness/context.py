@@ -241,6 +241,8 @@ class RunContext:
         step whose negatives are not measured (see :attr:`diagnosing`).
         """
         if self.diagnostics.measuring:
+            # the rows the step measures, as its sampled negatives' checks
+            gaps, used = self.diagnostics.measured(gaps, used)
             self.diagnostics.add_values("hardness_gap", gaps, where=used)
 
     def plan_diagnostics(self, steps: int, negatives_per_step: int) -> None:

@@ -16,9 +16,12 @@ Measuring must not slow training down:
   probability that gives about ``MEASURED_NEGATIVES`` negatives (at least
   ``MIN_MEASURED_STEPS`` steps): a uniform random sample of the run's steps,
   drawn from a stream of its own (training is unchanged), so the rates and
-  quantiles are unbiased estimates over the whole run.
-  ``negatives_sampled`` still counts every negative; ``negatives_measured``
-  says how many the rates and quantiles come from.
+  quantiles are unbiased estimates over the whole run.  Where the floor of
+  steps would measure far more than that (a short run of large steps), each
+  measured step measures a uniform sample of its rows (anchors) instead of
+  all of them, so every negative of the run is still equally likely to be
+  measured.  ``negatives_sampled`` still counts every negative;
+  ``negatives_measured`` says how many the rates and quantiles come from.
 * A measured step is measured at once and nothing of it is kept: tensors
   held across steps to be measured together later cost every other step
   more (a fragmented heap, colder caches: 3% of a KGE run on UMLS) than the
@@ -138,6 +141,13 @@ class Diagnostics:
         self._rate = 1.0
         self._steps = self._steps_measured = 0
         self._step_rng = random.Random(seed)  # not the training generator
+        #: negatives a measured step measures at most (None: all of them)
+        self._step_cap: int | None = None
+        self._row_rng = np.random.default_rng([seed, 1])
+        #: the rows the current measured step measures (None: all of them),
+        #: out of how many
+        self.step_rows: torch.Tensor | None = None
+        self._step_size = 0
         #: negatives of unmeasured steps: one tensor, summed into in place
         #: (no sync per step, nothing new kept per step)
         self._unmeasured: torch.Tensor | None = None
@@ -154,10 +164,15 @@ class Diagnostics:
         if steps > 0 and total > 0:
             rate = max(MEASURED_NEGATIVES / total, MIN_MEASURED_STEPS / steps)
             self._rate = min(1.0, rate)
+            if total > MEASURED_NEGATIVES:
+                # the steps' share of the budget: below negatives_per_step
+                # only where the floor of steps binds
+                self._step_cap = -(-MEASURED_NEGATIVES // round(self._rate * steps))
 
     def start_step(self) -> bool:
         """Decide whether the step that starts now is measured."""
         self._steps += 1
+        self.step_rows = None
         self.measuring = self._rate >= 1.0 or self._step_rng.random() < self._rate
         self._steps_measured += self.measuring
         return self.measuring
@@ -257,6 +272,23 @@ class Diagnostics:
             )
         kept = float(keep.sum())
         self.count("negatives_sampled", kept)
+        rows = self._sample_rows(len(positions), kept)
+        if rows is not None:  # measure these rows only
+            anchor_ids, candidate_ids, positions, keep = (
+                t.index_select(0, rows.to(t.device))
+                for t in (anchor_ids, candidate_ids, positions, keep)
+            )
+            scores, positive_scores, ranks, suspected = (
+                None if t is None else t.index_select(0, rows.to(t.device))
+                for t in (scores, positive_scores, ranks, suspected)
+            )
+            labelled, oracle = (
+                t.index_select(0, rows.to(t.device))
+                if isinstance(t, torch.Tensor)
+                else t
+                for t in (labelled, oracle)
+            )
+            kept = float(keep.sum())
         self.count("negatives_measured", kept)
         if not kept:
             return
@@ -290,6 +322,31 @@ class Diagnostics:
                 self.count("suspect_flagged", float(flagged.sum()))
                 self.count("suspect_correct", float((flagged & truly_false).sum()))
                 self.count("suspect_actual", float(truly_false.sum()))
+
+    def _sample_rows(self, rows: int, kept: float) -> torch.Tensor | None:
+        """A uniform sample of a measured step's ``rows`` whose ``kept``
+        negatives fit the step cap (see :meth:`plan`); None: all rows."""
+        cap = self._step_cap
+        if cap is None or kept <= cap or rows < 2:
+            return None
+        size = max(1, min(rows, round(cap * rows / kept)))
+        picked = self._row_rng.choice(rows, size, replace=False)
+        self.step_rows, self._step_size = torch.from_numpy(np.sort(picked)), rows
+        return self.step_rows
+
+    def measured(
+        self, values: torch.Tensor, where: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The rows of a step's per-negative ``values`` (and mask) that the
+        step measures: those :meth:`observe` sampled, or all of them."""
+        rows = self.step_rows
+        if rows is None or not values.dim() or len(values) != self._step_size:
+            return values, where
+        index = rows.to(values.device)
+        return (
+            values.index_select(0, index),
+            None if where is None else where.index_select(0, index.to(where.device)),
+        )
 
     def observe_in_batch(
         self,

@@ -75,16 +75,19 @@ def test_bernoulli_positions_are_a_bernoulli_process() -> None:
     assert np.all(np.abs(halves - 10_000) < 5 * np.sqrt(10_000))
 
 
-def _observe(diagnostics: Diagnostics, step: int, **overrides: object) -> None:
-    """A step of 64 rows x 8 chosen columns; candidate id 3 is a false negative."""
+def _observe(
+    diagnostics: Diagnostics, step: int, rows: int = 64, **overrides: object
+) -> None:
+    """A step of ``rows`` rows x 8 chosen columns; candidate id 3 is a false
+    negative."""
     gen = torch.Generator().manual_seed(step)
-    ids = torch.randint(10, (64, 20), generator=gen)
+    ids = torch.randint(10, (rows, 20), generator=gen)
     arguments: dict[str, object] = {
-        "anchor_ids": torch.arange(64),
+        "anchor_ids": torch.arange(rows),
         "candidate_ids": ids,
-        "positions": torch.randperm(20, generator=gen)[:8].expand(64, 8),
-        "scores": torch.rand(64, 20, generator=gen),
-        "positive_scores": torch.ones(64),
+        "positions": torch.randperm(20, generator=gen)[:8].expand(rows, 8),
+        "scores": torch.rand(rows, 20, generator=gen),
+        "positive_scores": torch.ones(rows),
         "ranks": None,
         "labelled": None,
         "oracle": ids == 3,
@@ -134,3 +137,50 @@ def test_a_short_planned_run_is_measured_whole() -> None:
     summary = diagnostics.summary()
     assert "measured_step_share" not in summary
     assert summary["negatives_measured"] == summary["negatives_sampled"] == 20 * 512
+
+
+def test_a_short_run_of_large_steps_measures_a_sample_of_each_step() -> None:
+    """The floor of 32 measured steps would measure 8x the budget: each
+    measured step measures a uniform sample of its rows instead."""
+    every, sampled = Diagnostics(seed=0), Diagnostics(seed=0)
+    steps, rows = 100, 4096
+    sampled.plan(steps=steps, negatives_per_step=rows * 8)  # 3.3M negatives
+    for step in range(steps):
+        _observe(every, step, rows=rows)
+        _observe(sampled, step, rows=rows)
+        if sampled.measuring:
+            # the protocol's own hardness record (pool not scored) follows
+            # the same rows; a tensor of another length is taken whole
+            assert sampled.step_rows is not None and len(sampled.step_rows) == 1024
+            gaps, _ = sampled.measured(torch.arange(rows * 8.0).view(rows, 8), None)
+            assert gaps.shape == (1024, 8)
+            assert torch.equal(gaps[:, 0], 8.0 * sampled.step_rows)
+            other = torch.zeros(rows + 1, 8)
+            assert sampled.measured(other, None)[0] is other
+    full, estimate = every.summary(), sampled.summary()
+    assert (
+        full["negatives_sampled"] == estimate["negatives_sampled"] == steps * rows * 8
+    )
+    measured_steps = round(estimate["measured_step_share"] * steps)
+    assert 20 <= measured_steps <= 45  # 32 expected
+    # 2^18 / 32 negatives per measured step: 1024 of its 4096 rows
+    assert estimate["negatives_measured"] == measured_steps * 1024 * 8
+    assert abs(estimate["fn_rate"] - full["fn_rate"]) < 0.01
+    assert abs(estimate["hardness_gap_q50"] - full["hardness_gap_q50"]) < 0.02
+
+
+def test_the_row_sample_counts_trained_negatives_not_columns() -> None:
+    """With half of each row's columns trained (a KGE side split), twice the
+    rows make the step's share of the budget."""
+    diagnostics = Diagnostics(seed=0)
+    diagnostics.plan(steps=100, negatives_per_step=4096 * 4)
+    used = torch.zeros(4096, 8, dtype=torch.bool)
+    used[:, :4] = True
+    for step in range(100):
+        _observe(diagnostics, step, rows=4096, used=used)
+        if diagnostics.measuring:
+            assert diagnostics.step_rows is not None
+            assert len(diagnostics.step_rows) == 2048
+    summary = diagnostics.summary()
+    measured_steps = round(summary["measured_step_share"] * 100)
+    assert summary["negatives_measured"] == measured_steps * 2048 * 4
