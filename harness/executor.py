@@ -421,10 +421,12 @@ FAMILY_PRELOADS: dict[str, tuple[str, ...]] = {
 
 def preload_modules(runs: Sequence[Run]) -> list[str]:
     """What the worker forkserver imports before forking: the common preload
-    plus what the families of ``runs`` need (a KGE-only bench skips ranx)."""
+    plus what the families of ``runs`` need (a KGE-only bench skips ranx),
+    and last :mod:`harness._forkserver_exit`, so the server does not hold the
+    bench's output open for a slow shutdown after the bench is gone."""
     families = {run.family for run in runs}
     extra = sorted({m for f in families for m in FAMILY_PRELOADS.get(f, ())})
-    return ["harness._preload", *extra]
+    return ["harness._preload", *extra, "harness._forkserver_exit"]
 
 
 def default_jobs(requested: int | None, devices: Sequence[str]) -> int:

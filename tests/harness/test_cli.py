@@ -523,3 +523,62 @@ def test_same_config_and_seed_give_identical_numbers(run_harness):
     assert (
         environment["packages"]["torch"] == before["environment"]["packages"]["torch"]
     )
+
+
+class _Exited(Exception):
+    """Raised by the stand-ins for ``os._exit`` and ``sys.exit``."""
+
+
+@pytest.fixture
+def exits(monkeypatch):
+    """console_main after a bench that set the fast-exit flag: records how it
+    leaves (``os._exit`` skips the interpreter's teardown) and whether the
+    ``atexit`` callbacks ran."""
+    from harness import cli
+
+    seen: list[tuple[str, int]] = []
+
+    def leave(how):
+        def stand_in(code):
+            seen.append((how, code))
+            raise _Exited
+
+        return stand_in
+
+    def bench_that_sets_the_flag(argv=None):
+        cli._exit_when_done.set()
+        return 0
+
+    monkeypatch.setattr(cli, "main", bench_that_sets_the_flag)
+    monkeypatch.setattr(cli.os, "_exit", leave("os._exit"))
+    monkeypatch.setattr(cli.sys, "exit", leave("sys.exit"))
+    run_callbacks = lambda: seen.append(("atexit", 0))  # noqa: E731
+    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", run_callbacks)
+    yield seen
+    cli._exit_when_done.clear()
+
+
+def test_after_a_bench_the_command_skips_teardown_but_runs_atexit(exits):
+    from harness.cli import console_main
+
+    with pytest.raises(_Exited):
+        console_main()
+    assert exits == [("atexit", 0), ("os._exit", 0)]
+
+
+def test_a_plugins_running_thread_gets_a_normal_exit(exits):
+    """A non-daemon thread (a plugin's upload, say) is waited for, as always."""
+    import threading
+
+    from harness.cli import console_main
+
+    release = threading.Event()
+    uploader = threading.Thread(target=release.wait)
+    uploader.start()
+    try:
+        with pytest.raises(_Exited):
+            console_main()
+    finally:
+        release.set()
+        uploader.join()
+    assert exits == [("sys.exit", 0)]

@@ -28,12 +28,16 @@ def _run(family: str) -> Run:
 
 
 def test_the_forkserver_preloads_only_what_the_planned_families_use():
-    assert preload_modules([_run("kge")]) == ["harness._preload"]
+    assert preload_modules([_run("kge")]) == [
+        "harness._preload",
+        "harness._forkserver_exit",
+    ]
     both = preload_modules([_run("retrieval"), _run("multilabel"), _run("kge")])
     assert both == [
         "harness._preload",
         "harness._preload_ranking",
         "sklearn.metrics",
+        "harness._forkserver_exit",  # last: its exit callback runs first
     ]
     assert set(FAMILY_PRELOADS) <= {"retrieval", "sts", "kge", "multilabel"}
 
