@@ -5,7 +5,7 @@ here is inherited for free: torch and faiss, which would otherwise cost every
 worker a second or more, and the malloc settings of :mod:`harness.allocator`.
 The built-in plugin modules are imported here too (every worker builds a
 plugin host).  What only one family needs is preloaded only for benches with
-runs of that family (:data:`harness.executor.FAMILY_PRELOADS`): ranx's
+runs of that family (:data:`harness.forkserver.FAMILY_PRELOADS`): ranx's
 numba-compiled metrics (about 2.5 s even from numba's disk cache), scikit-
 learn's metrics (about 1 s), scipy.stats.
 """

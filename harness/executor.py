@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from . import forkserver
 from .allocator import keep_freed_memory
 from .context import RunContext
 from .data import DataLocator
@@ -254,8 +255,11 @@ def _worker_main(
         result = failed_result(
             run, f"worker could not start the run: {type(exc).__name__}: {exc}"
         )
-    conn.send(("result", result.to_dict()))
-    conn.close()
+    try:
+        conn.send(("result", result.to_dict()))
+        conn.close()
+    except OSError:  # the session stopped (Ctrl-C while this worker started)
+        os._exit(3)  # nobody will read our result; no traceback for it
 
 
 @dataclass(slots=True)
@@ -312,8 +316,10 @@ class LocalExecutor:
     def _processes(
         self, runs: Sequence[Run], on_phase: PhaseCallback, on_result: ResultCallback
     ) -> None:
+        if not runs:  # all resumed: an early server is not told, it exits
+            return
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(preload_modules(runs))
+        forkserver.announce(runs)  # to a server started early, or for a new one
         pending = deque(runs)
         active: dict[int, _Active] = {}
         busy: dict[str, int] = dict.fromkeys(self.devices, 0)
@@ -408,25 +414,6 @@ class LocalExecutor:
         except (EOFError, OSError):
             return item.result is not None or not item.process.is_alive()
         return item.result is not None
-
-
-#: what the worker forkserver imports for a family's runs, on top of
-#: :mod:`harness._preload`: the libraries only that family's metrics use
-FAMILY_PRELOADS: dict[str, tuple[str, ...]] = {
-    "retrieval": ("harness._preload_ranking",),  # ranx, compiled
-    "sts": ("scipy.stats",),
-    "multilabel": ("sklearn.metrics",),
-}
-
-
-def preload_modules(runs: Sequence[Run]) -> list[str]:
-    """What the worker forkserver imports before forking: the common preload
-    plus what the families of ``runs`` need (a KGE-only bench skips ranx),
-    and last :mod:`harness._forkserver_exit`, so the server does not hold the
-    bench's output open for a slow shutdown after the bench is gone."""
-    families = {run.family for run in runs}
-    extra = sorted({m for f in families for m in FAMILY_PRELOADS.get(f, ())})
-    return ["harness._preload", *extra, "harness._forkserver_exit"]
 
 
 def default_jobs(requested: int | None, devices: Sequence[str]) -> int:

@@ -64,10 +64,10 @@ from .executor import (
     default_devices,
     failed_result,
     first_line,
-    preload_modules,
     run_one,
     visible_device,
 )
+from .forkserver import family_modules
 from .plugin import hookimpl, make_plugin_host
 from .types import Run, RunResult
 
@@ -414,7 +414,7 @@ def _execute(
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
     # what a local worker's forkserver imports (and compiles) before the run:
     # --timeout counts from here, as it does for a local worker
-    for module in preload_modules([run]):
+    for module in ["harness._preload", *family_modules([run])]:
         importlib.import_module(module)
     started = f"job {env.job_id} on {socket.gethostname()}"
     _append(phases, _STARTED, started, os.getpid())

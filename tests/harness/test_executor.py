@@ -13,7 +13,8 @@ import torch
 from conftest import RECORDER
 
 from harness.errors import UsageError
-from harness.executor import FAMILY_PRELOADS, check_local_devices, preload_modules
+from harness.executor import check_local_devices
+from harness.forkserver import FAMILY_PRELOADS, preload_modules
 from harness.types import DatasetRef, Run, RunSpec
 
 
