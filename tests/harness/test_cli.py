@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -106,14 +107,42 @@ def test_matrix_runs_stores_and_ranks(run_harness, tiny_beir):
     assert len(per_item[0]["per_item"]["ndcg@10"]) == 20  # the 20 test queries
 
 
-def test_resume_skips_completed_runs_and_rerun_repeats_them(run_harness):
+def _bench_and_time_its_output(args, env, cwd):
+    """Run a bench; also how long its output stayed open after it exited."""
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    exited_at: list[float] = []
+    watcher = threading.Thread(
+        target=lambda: (bench.wait(), exited_at.append(time.monotonic()))
+    )
+    watcher.start()
+    stdout, stderr = bench.communicate(timeout=300)  # returns at EOF
+    closed_at = time.monotonic()
+    watcher.join()
+    done = subprocess.CompletedProcess(bench.args, bench.returncode, stdout, stderr)
+    return done, max(0.0, closed_at - exited_at[0])
+
+
+def test_resume_skips_completed_runs_and_rerun_repeats_them(
+    run_harness, harness_env, tmp_path
+):
     args = (*STS_BENCH, "--sampler", "random", "--seeds", "2")
     first = run_harness(*args)
     assert first.returncode == 0, first.stderr
-    again = run_harness(*args)
+    again, output_held_s = _bench_and_time_its_output(args, harness_env, tmp_path)
     assert again.returncode == 0
     assert "2 run(s) already completed" in again.stdout
     assert "0 run(s) executed" in again.stdout
+    # nothing ran: the worker forkserver, started before planning, was
+    # stopped with the bench, not left importing for nobody while holding
+    # the bench's output open (it took ~1 s to notice by itself)
+    assert output_held_s < 0.5
     ids = [r["run_id"] for r in results_json(run_harness)]
     rerun = run_harness(*args, "--rerun")
     assert "2 run(s) executed" in rerun.stdout

@@ -95,19 +95,3 @@ def test_a_server_whose_bench_dies_exits_and_cleans_up(tmp_path, harness_env):
     # well before its imports (several seconds) would have finished
     assert _gone_within(seen["server"], 10)
     assert not Path(seen["folder"]).exists()  # only its watcher removes this
-
-
-def test_a_fully_resumed_bench_leaves_no_server_behind(run_harness, tmp_path):
-    """Nothing to run: the early server is released unannounced and killed
-    before the bench exits, not left to finish its imports for nobody
-    (holding the bench's output open)."""
-    bench = ("bench", "--task", "tiny-kge", "--model", "transe", "--loss", "nssa")
-    first = run_harness(*bench, "--sampler", "uniform")
-    assert first.returncode == 0, first.stderr
-    again = run_harness(*bench, "--sampler", "uniform")
-    assert "1 run(s) already completed" in again.stdout
-    # the forkserver's command line names this folder (its sys.path)
-    left = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 when nothing matches
-        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
-    )
-    assert left.stdout.strip() == ""
