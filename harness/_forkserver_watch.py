@@ -50,8 +50,11 @@ def _exit_now() -> None:
 
 def _watch(path: Path, bench_pid: int) -> None:
     while True:
-        if path.exists():
+        try:
             text = path.read_text()
+        except FileNotFoundError:  # not yet announced (or the bench removed it)
+            text = None
+        if text is not None:
             shutil.rmtree(path.parent, ignore_errors=True)
             if text == EXIT:
                 _exit_now()
