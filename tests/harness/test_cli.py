@@ -351,9 +351,9 @@ def test_concurrent_benches_on_one_store_split_the_work(
         "--sampler",
         "sleepy",
         "--param",
-        "sampler.sleepy.seconds=1",  # per step
+        "sampler.sleepy.seconds=0.5",  # per step
         "--param",
-        "task.tiny-sts.epochs=3",  # 9 steps: each run lasts ~10 s
+        "task.tiny-sts.epochs=3",  # 9 steps: each run lasts ~5 s
         "--seeds",
         "2",
         "--threads",
