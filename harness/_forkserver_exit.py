@@ -17,17 +17,7 @@ callback but never run it: a worker leaves through ``os._exit`` (see
 from __future__ import annotations
 
 import atexit
-import os
-import sys
 
+from .forkserver import exit_now
 
-def _exit_now() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(0)
-
-
-atexit.register(_exit_now)
+atexit.register(exit_now)

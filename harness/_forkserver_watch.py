@@ -17,12 +17,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
 
-from .forkserver import ANNOUNCEMENT_ENV, BENCH_PID_ENV, EXIT
+from .forkserver import ANNOUNCEMENT_ENV, BENCH_PID_ENV, EXIT, exit_now
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -39,15 +38,6 @@ def wait_for_announcement() -> list[str]:
     return _modules
 
 
-def _exit_now() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            pass
-    os._exit(0)
-
-
 def _watch(path: Path, bench_pid: int) -> None:
     while True:
         try:
@@ -57,12 +47,12 @@ def _watch(path: Path, bench_pid: int) -> None:
         if text is not None:
             shutil.rmtree(path.parent, ignore_errors=True)
             if text == EXIT:
-                _exit_now()
+                exit_now()
             _modules.extend(line for line in text.splitlines() if line)
             return
         if os.getppid() != bench_pid:  # the bench is gone
             shutil.rmtree(path.parent, ignore_errors=True)
-            _exit_now()
+            exit_now()
         time.sleep(_POLL_S)
 
 

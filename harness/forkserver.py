@@ -19,6 +19,7 @@ import multiprocessing.forkserver
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,15 +115,24 @@ def release() -> None:
     fully resumed bench, Ctrl-C), holding the bench's output open."""
     if _early.folder is None:
         return
-    if not _early.announced:  # the fallback, where the pid is unknown
-        _write(_early.folder / "families", EXIT)
     if _early.pid is not None:
         # at once: an extension module's import (torch's is ~0.5 s) does
         # not let the server's watcher thread read an announcement
         with contextlib.suppress(OSError):
             os.kill(_early.pid, signal.SIGKILL)
         shutil.rmtree(_early.folder, ignore_errors=True)
+    elif not _early.announced:  # the fallback, where the pid is unknown
+        _write(_early.folder / "families", EXIT)
     _early.folder = _early.pid = None
+
+
+def exit_now() -> None:
+    """Leave the forkserver at once: flush its stdio, skip the interpreter's
+    shutdown (it has no files to close; its workers are gone)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(0)
 
 
 def _write(path: Path, text: str) -> None:
