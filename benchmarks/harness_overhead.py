@@ -472,8 +472,8 @@ def print_paired(
         "    vs bare = the harness's epochs' CPU seconds / the interleaved bare "
         "epochs' - 1, with a 95% bootstrap interval over epochs; saved = the "
         "row above minus this row; what is left in the last row is the "
-        "protocol's own bookkeeping (CandidateBatch, masks, guards, the "
-        "optimiser wrapper)"
+        "protocol's own bookkeeping (its count of each row's known answers, "
+        "CandidateBatch, masks, guards, the optimiser wrapper)"
     )
 
 

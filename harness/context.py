@@ -292,15 +292,15 @@ class RunContext:
                 "sampler", f"returned {type(chosen).__name__}, not a tensor"
             )
         expected = (batch.size, k)
-        if tuple(chosen.shape) != expected:
+        if chosen.shape != expected:  # a torch.Size equals the tuple of its sizes
             raise self.violation(
                 "sampler", f"returned shape {tuple(chosen.shape)}, expected {expected}"
             )
-        if chosen.dtype.is_floating_point or chosen.dtype == torch.bool:
-            raise self.violation(
-                "sampler", f"returned dtype {chosen.dtype}, not integer"
-            )
-        if chosen.dtype != torch.long:
+        if chosen.dtype is not torch.long:  # dtypes are singletons
+            if chosen.dtype.is_floating_point or chosen.dtype == torch.bool:
+                raise self.violation(
+                    "sampler", f"returned dtype {chosen.dtype}, not integer"
+                )
             chosen = chosen.long()
         device = batch.candidate_ids.device
         if chosen.device != device:

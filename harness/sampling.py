@@ -82,7 +82,11 @@ def uniform_draw(
 
 
 def uniform_negatives(
-    known_positive: torch.Tensor, k: int, generator: torch.Generator
+    known_positive: torch.Tensor,
+    k: int,
+    generator: torch.Generator,
+    *,
+    fewest_allowed: int | None = None,
 ) -> torch.Tensor:
     """:func:`uniform_draw` over the columns that are *not* known positives.
 
@@ -93,10 +97,15 @@ def uniform_negatives(
     then is the draw redone with :func:`weighted_draw`.
 
     :param known_positive: shape: (B, C) bool, True = never draw.
+    :param fewest_allowed: :attr:`CandidateBatch.fewest_allowed`: when it is
+        at least k, no row is short and the check is skipped (two tensor
+        operations fewer per step).
     :returns: shape: (B, K) long.
     """
     keys = torch.rand(known_positive.shape, generator=generator)
     top = torch.topk(keys.masked_fill_(known_positive, -1.0), k, dim=1, sorted=False)
+    if fewest_allowed is not None and fewest_allowed >= k:
+        return top.indices
     # a min is several times cheaper than (values < 0).any() on the CPU
     if top.values.numel() and float(top.values.min()) < 0:
         return weighted_draw((~known_positive).float(), k, generator)

@@ -218,6 +218,11 @@ class CandidateBatch:
         structural neighbour of the anchor (KGE: inside the query entity's
         2-hop neighbourhood in the training graph), a proxy for false
         negatives; given only to samplers that set ``needs_structure``.
+    :param fewest_allowed: the fewest candidates any row may draw (C minus
+        the row's known positives), when the protocol counted them; None when
+        it did not.  A promise of the protocol: a sampler that needs K
+        drawable columns per row skips looking for short rows when this is at
+        least K (:func:`harness.sampling.uniform_negatives`).
     """
 
     anchor_ids: torch.Tensor
@@ -230,6 +235,7 @@ class CandidateBatch:
     candidate_embeddings: torch.Tensor | None = None
     positive_embeddings: torch.Tensor | None = None
     neighbour: torch.Tensor | None = None
+    fewest_allowed: int | None = None
 
     @property
     def size(self) -> int:

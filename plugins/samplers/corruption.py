@@ -42,7 +42,12 @@ class Uniform(Sampler):
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
         # the pool is already a uniform draw; any K allowed columns of it are too
-        return uniform_negatives(batch.known_positive, num_negatives, generator)
+        return uniform_negatives(
+            batch.known_positive,
+            num_negatives,
+            generator,
+            fewest_allowed=batch.fewest_allowed,
+        )
 
 
 class Bernoulli(Uniform):

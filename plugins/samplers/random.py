@@ -28,7 +28,12 @@ class RandomSampler(Sampler):
     def sample(
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
-        return uniform_negatives(batch.known_positive, num_negatives, generator)
+        return uniform_negatives(
+            batch.known_positive,
+            num_negatives,
+            generator,
+            fewest_allowed=batch.fewest_allowed,
+        )
 
 
 @hookimpl

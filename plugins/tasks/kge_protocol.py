@@ -268,10 +268,13 @@ class _Step:
                 else ids == answers[:, None]  # unfiltered: the fact's own answer
             )
             # a query whose every candidate is an answer has no negative; a
-            # row count is 4x cheaper than a bool all(dim=1) on the CPU
+            # row count is 4x cheaper than a bool all(dim=1) on the CPU, and
+            # tells the sampler how many columns every row may draw
             answers_per_row = known.sum(dim=1)
-            if int(answers_per_row.max()) == known.shape[1]:
+            fewest_allowed: int | None = known.shape[1] - int(answers_per_row.max())
+            if fewest_allowed == 0:
                 active = answers_per_row < known.shape[1]
+                fewest_allowed = None  # the rows left were not counted apart
                 columns, ids, scores, known = (
                     columns[:, active],
                     ids[active],
@@ -296,6 +299,7 @@ class _Step:
                 neighbour=(
                     self._neighbour(heads, ids) if self.adjacency is not None else None
                 ),
+                fewest_allowed=fewest_allowed,
             )
             negatives = self.context.sample_negatives(
                 candidates,

@@ -11,6 +11,7 @@ from harness.sampling import (
     cap_negatives,
     first_occurrence,
     uniform_draw,
+    uniform_negatives,
     weighted_draw,
 )
 
@@ -156,6 +157,22 @@ def test_uniform_draw_is_uniform_without_replacement_over_allowed_columns():
     p = np.array([0.25, 0, 0.25, 0.25, 0, 0.25])
     se = np.sqrt(p * (1 - p) / (n * k))
     assert np.all(np.abs(freq - p) <= 5 * se + 1e-12)
+
+
+def test_uniform_negatives_trusts_fewest_allowed_only_when_no_row_is_short():
+    """A protocol that counted the drawable columns (``fewest_allowed``)
+    saves the short-row check: same draw as without it; below K the check
+    still runs and a short row repeats its only allowed columns."""
+    known = torch.zeros(50, 12, dtype=torch.bool)
+    known[::3, :4] = True  # 8 allowed columns in every third row, 12 in the rest
+    plain = uniform_negatives(known, 6, _gen(4))
+    trusted = uniform_negatives(known, 6, _gen(4), fewest_allowed=8)
+    assert torch.equal(plain, trusted)
+    assert not bool(known.gather(1, trusted).any())
+    known[0, :10] = True  # row 0: 2 allowed columns < K
+    short = uniform_negatives(known, 6, _gen(4), fewest_allowed=2)
+    assert set(short[0].tolist()) == {10, 11}
+    assert not bool(known.gather(1, short).any())
 
 
 def test_uniform_draw_falls_back_to_repeats_in_a_short_row():

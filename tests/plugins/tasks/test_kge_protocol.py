@@ -216,6 +216,40 @@ def test_a_query_whose_every_candidate_is_an_answer_trains_without_negatives():
     assert not torch.equal(model.entity.weight, before)  # it trained
 
 
+def _recording(base: type[Uniform]) -> Uniform:
+    """A ``base`` sampler that keeps what each step told it about its rows."""
+
+    class Recording(base):  # type: ignore[valid-type, misc]
+        seen: list[tuple[int | None, int, int]] = []
+
+        def sample(self, batch, num_negatives, generator):
+            known = batch.known_positive
+            fewest = known.shape[1] - int(known.sum(dim=1).max())
+            self.seen.append((batch.fewest_allowed, fewest, num_negatives))
+            return super().sample(batch, num_negatives, generator)
+
+    return Recording()
+
+
+def test_the_step_tells_the_sampler_how_many_columns_every_row_may_draw(
+    nations,
+) -> None:
+    """``fewest_allowed`` is the count the step made of every row's answers.
+    Nations has 14 entities, all in every pool: unfiltered, a row holds one
+    answer, so every row may draw K = 8 and the sampler skips its short-row
+    check; filtered, some rows have fewer than 8 non-answers, and the
+    sampler still repeats rather than return an answer (the run would fail
+    on the contract)."""
+    unfiltered, filtered = _recording(Uniform), _recording(Filtered)
+    _fit(TransE, nations, unfiltered, epochs=1)
+    _fit(TransE, nations, filtered, epochs=1)
+    for sampler in (unfiltered, filtered):
+        assert sampler.seen
+        assert all(told == counted for told, counted, _ in sampler.seen)
+    assert all(told == 13 for told, _, _ in unfiltered.seen)
+    assert any(told < k for told, _, k in filtered.seen)
+
+
 def test_every_trained_negative_is_counted_when_most_steps_are_not_measured(
     nations,
 ) -> None:
