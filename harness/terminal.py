@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from .errors import ExitCode
 from .plugin import hookimpl
 from .types import Leaderboard, Run, RunResult
 
@@ -165,9 +166,29 @@ def harness_session_finish(session: Session, results: Sequence[RunResult]) -> No
     console = session.console
     for note in session.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    if session.exitstatus == ExitCode.INTERRUPTED:
+        _report_interruption(session, results)
+        return
     if not results:
         console.print("[yellow]no runs:[/] the matrix is empty after filtering")
         return
+    _report_results(session, results)
+
+
+def _report_interruption(session: Session, results: Sequence[RunResult]) -> None:
+    """Ctrl-C: what finished is stored; the same command resumes the rest."""
+    if results:
+        _report_results(session, results)
+    left = len(session.runs) - len(session.results)
+    session.console.print(
+        f"[yellow]interrupted:[/] {left} run(s) not executed; every finished "
+        "run is stored, and the same command runs the rest",
+        highlight=False,
+    )
+
+
+def _report_results(session: Session, results: Sequence[RunResult]) -> None:
+    console = session.console
     board = session.host.hook.harness_rank(results=list(results), tasks=session.tasks)
     if board is not None:
         for table in leaderboard_tables(board):

@@ -276,28 +276,11 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    db = tmp_path / "harness-results" / "results.db"
-    deadline = time.monotonic() + 120
-    stored = 0
-    while time.monotonic() < deadline and stored < 1:
-        time.sleep(0.2)
-        if db.exists():
-            try:
-                with sqlite3.connect(db) as conn:
-                    stored = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-            except sqlite3.OperationalError:
-                stored = 0
-    assert stored >= 1, "no run finished before the deadline"
+    _wait_until_a_run_is_stored(tmp_path / "harness-results" / "results.db")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     time.sleep(2)  # workers notice the dead parent within 0.5 s
-    # the forkserver's command line names this test's folder (its sys.path)
-    survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 when nothing matches
-        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
-    )
-    assert survivors.stdout.strip() == "", (
-        "worker processes outlived the killed session"
-    )
+    _assert_no_process_left(tmp_path, "worker processes outlived the killed session")
     before = {r["run_id"] for r in results_json(run_harness)}
     assert 1 <= len(before) < 4
     again = subprocess.run(
@@ -315,6 +298,78 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(
     after = results_json(run_harness)
     assert len(after) == 4 and len({r["run_id"] for r in after}) == 4
     assert before <= {r["run_id"] for r in after}
+
+
+def _wait_until_a_run_is_stored(db, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    stored = 0
+    while time.monotonic() < deadline and stored < 1:
+        time.sleep(0.2)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    stored = conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:
+                stored = 0
+    assert stored >= 1, "no run finished before the deadline"
+
+
+def _assert_no_process_left(tmp_path, message: str) -> None:
+    # the forkserver's command line names this test's folder (its sys.path)
+    survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 when nothing matches
+        ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+    )
+    assert survivors.stdout.strip() == "", message
+
+
+def test_ctrl_c_stops_the_bench_keeps_finished_runs_and_leaves_no_process(
+    run_harness, harness_env, tmp_path
+):
+    """A terminal's Ctrl-C reaches the whole foreground process group: the
+    bench, its forkserver and its workers.  The bench reports what finished
+    and how many runs it did not execute (exit 2, no traceback); the runs
+    that finished stay stored, the one in flight leaves no claim (a rerun
+    resumes, as after kill -9 above), and no process is left."""
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        *STS_BENCH,
+        "--sampler",
+        "sleepy",
+        "--param",
+        "sampler.sleepy.seconds=0.3",
+        "--seeds",
+        "3",
+    ]
+    proc = subprocess.Popen(
+        args,
+        cwd=tmp_path,
+        env=harness_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a shell's foreground job
+    )
+    db = tmp_path / "harness-results" / "results.db"
+    try:
+        _wait_until_a_run_is_stored(db)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in out + err, out + err
+    _assert_no_process_left(tmp_path, "processes outlived the interrupted bench")
+    _store_is_whole(db)
+    before = {r["run_id"] for r in results_json(run_harness)}
+    assert 1 <= len(before) < 3
+    assert (
+        out.strip()
+        .splitlines()[-1]
+        .startswith(f"interrupted: {3 - len(before)} run(s) not executed")
+    ), out
 
 
 def _store_is_whole(db_path) -> None:
