@@ -6,6 +6,8 @@ versions and timings, plus the plugins that provided the runs' components::
 
     {"bundle_schema": 1, "created_at": ..., "negbench_version": ...,
      "plugins": [{"name", "distribution", "version"}, ...],
+     "tasks": {name: {"family", "main_metric", "higher_is_better",
+                      "description"}, ...},
      "runs": [RunResult.to_dict(per_item=True), ...],
      "hashes": {run_id: sha256 of the run's canonical JSON},
      "content_sha256": sha256 of the canonical JSON of "runs"}
@@ -16,6 +18,12 @@ numbers were edited by hand (or damaged) after packing, and the recomputed
 the dataset fingerprint and the component versions.  Someone determined to
 forge results can recompute everything; the maintainer's review of a
 submission and a re-run of suspicious rows remain the defence against that.
+
+``tasks`` (optional: bundles packed before it existed lack it) tells a
+leaderboard how to rank a task that is not installed where it is built: a
+third-party task whose main metric is lower-is-better would otherwise be
+ranked as higher-is-better.  Each entry must agree with its runs' family and
+main metric.
 
 Accepted bundles are copied, byte for byte, into a ``submissions`` folder
 next to the result store and named by their content hash, so adding the same
@@ -48,6 +56,7 @@ from .types import (
     DatasetRef,
     Run,
     RunResult,
+    TaskInfo,
     canonical_json,
 )
 
@@ -58,6 +67,7 @@ __all__ = [
     "BUNDLE_SCHEMA",
     "BundleError",
     "add_bundle",
+    "bundle_tasks",
     "component_plugins",
     "load_submissions",
     "make_bundle",
@@ -89,7 +99,9 @@ def _sha256(value: Any) -> str:
 
 
 def make_bundle(
-    results: Sequence[RunResult], plugins: Sequence[Mapping[str, str | None]]
+    results: Sequence[RunResult],
+    plugins: Sequence[Mapping[str, str | None]],
+    tasks: Mapping[str, TaskInfo] | None = None,
 ) -> dict[str, Any]:
     """Pack ``results`` (with their per-item scores) into a bundle document.
 
@@ -99,6 +111,8 @@ def make_bundle(
 
     :param plugins: provenance of the runs' components, as returned by
         :func:`component_plugins`.
+    :param tasks: what the leaderboard shows of each task, by name; those of
+        the runs' tasks are packed.
     """
     from . import __version__
 
@@ -110,12 +124,34 @@ def make_bundle(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "negbench_version": __version__,
         "plugins": [dict(p) for p in plugins],
+        "tasks": {
+            name: _task_record(info)
+            for name, info in sorted((tasks or {}).items())
+            if name in {r.spec.task for r in results}
+        },
         "runs": runs,
         "hashes": {run["run_id"]: _sha256(run) for run in runs},
         "content_sha256": _sha256(runs),
     }
     _validate(bundle, "new bundle")
     return bundle
+
+
+def _task_record(info: TaskInfo) -> dict[str, Any]:
+    return {
+        "family": info.family,
+        "main_metric": info.main_metric,
+        "higher_is_better": info.higher_is_better,
+        "description": info.description,
+    }
+
+
+def bundle_tasks(bundle: Mapping[str, Any]) -> dict[str, TaskInfo]:
+    """The task infos a (validated) bundle carries, by task name."""
+    return {
+        name: TaskInfo(name=name, **record)
+        for name, record in bundle.get("tasks", {}).items()
+    }
 
 
 def write_bundle(bundle: Mapping[str, Any], path: Path) -> Path:
@@ -271,6 +307,14 @@ _BUNDLE_FIELDS: dict[str, _Type] = {
     "hashes": STRINGS,
     "content_sha256": STR,
 }
+#: fields a bundle may lack (packed by an earlier negbench)
+_OPTIONAL_BUNDLE_FIELDS: dict[str, _Type] = {"tasks": OBJECTS}
+_TASK_FIELDS: dict[str, _Type] = {
+    "family": STR,
+    "main_metric": STR,
+    "higher_is_better": _Type("true or false", lambda v: isinstance(v, bool)),
+    "description": STR,
+}
 _PLUGIN_FIELDS: dict[str, _Type] = {
     "name": STR,
     "distribution": OPT_STR,
@@ -304,16 +348,23 @@ _RUN_FIELDS: dict[str, _Type] = {
 
 
 def _check_fields(
-    record: Mapping[str, Any], fields: Mapping[str, _Type], where: str
+    record: Mapping[str, Any],
+    fields: Mapping[str, _Type],
+    where: str,
+    optional: Mapping[str, _Type] | None = None,
 ) -> None:
-    """Every field present with its type, and no field the schema lacks."""
-    for key, kind in fields.items():
+    """Every field present with its type (``optional`` ones may be absent),
+    and no field the schema lacks."""
+    optional = optional or {}
+    for key, kind in {**fields, **optional}.items():
         if key not in record:
+            if key in optional:
+                continue
             raise BundleError(f"{where}: missing field '{key}'")
         if not kind(record[key]):
             got = type(record[key]).__name__
             raise BundleError(f"{where}: field '{key}' must be {kind.name}, got {got}")
-    unknown = sorted(set(record) - set(fields))
+    unknown = sorted(set(record) - set(fields) - set(optional))
     if unknown:
         raise BundleError(f"{where}: unknown field '{unknown[0]}'")
 
@@ -327,17 +378,20 @@ def _validate(bundle: Mapping[str, Any], source: str) -> list[RunResult]:
             f"{source}: unknown bundle_schema {bundle['bundle_schema']!r} "
             f"(this harness reads {BUNDLE_SCHEMA}); upgrade negbench"
         )
-    _check_fields(bundle, _BUNDLE_FIELDS, source)
+    _check_fields(bundle, _BUNDLE_FIELDS, source, _OPTIONAL_BUNDLE_FIELDS)
     for index, plugin in enumerate(bundle["plugins"]):
         where = f"{source}: plugins[{index}]"
         if not isinstance(plugin, dict):
             raise BundleError(f"{where}: must be an object")
         _check_fields(plugin, _PLUGIN_FIELDS, where)
+    for name, task in bundle.get("tasks", {}).items():
+        _check_fields(task, _TASK_FIELDS, f"{source}: tasks[{name!r}]")
     results = [
         _validate_run(run, index, bundle["hashes"], source)
         for index, run in enumerate(bundle["runs"])
     ]
     _check_run_set(results, bundle["hashes"], source)
+    _check_tasks_match_runs(bundle.get("tasks", {}), results, source)
     if _sha256(bundle["runs"]) != bundle["content_sha256"]:
         raise BundleError(
             f"{source}: content_sha256 mismatch — runs were added, removed, "
@@ -385,6 +439,25 @@ def _validate_run(
             "after packing"
         )
     return result
+
+
+def _check_tasks_match_runs(
+    tasks: Mapping[str, Mapping[str, Any]], results: Sequence[RunResult], source: str
+) -> None:
+    """A task's info names the family and main metric its runs were scored by."""
+    for result in results:
+        task = tasks.get(result.spec.task)
+        if task is None:
+            continue
+        for key, value in (
+            ("family", result.family),
+            ("main_metric", result.main_metric),
+        ):
+            if task[key] != value:
+                raise BundleError(
+                    f"{source}: tasks[{result.spec.task!r}]: {key} {task[key]!r} "
+                    f"disagrees with {_describe(result)} ({value!r})"
+                )
 
 
 def _describe(result: RunResult) -> str:
@@ -483,17 +556,25 @@ def add_bundle(
     return target, results
 
 
-def load_submissions(submissions_dir: Path) -> list[RunResult]:
-    """Every accepted run (with per-item scores), each bundle re-validated.
+def load_submissions(
+    submissions_dir: Path,
+) -> tuple[list[RunResult], dict[str, TaskInfo]]:
+    """Every accepted run (with per-item scores), each bundle re-validated,
+    and the task infos the bundles carry.
 
     A run_id found in several bundles is the same run (same config, data and
-    code), so it is kept once: from the first bundle in file-name order.
+    code), so it is kept once: from the first bundle in file-name order; a
+    task's info likewise comes from the first bundle that has it.
     """
-    if not submissions_dir.is_dir():
-        return []
     runs: dict[str, RunResult] = {}
+    tasks: dict[str, TaskInfo] = {}
+    if not submissions_dir.is_dir():
+        return [], tasks
     for path in sorted(submissions_dir.iterdir()):
         if path.is_file() and path.name.endswith((".json", ".json.gz")):
-            for result in read_bundle(path)[1]:
+            bundle, results = read_bundle(path)
+            for result in results:
                 runs.setdefault(result.run_id, result)
-    return list(runs.values())
+            for name, info in bundle_tasks(bundle).items():
+                tasks.setdefault(name, info)
+    return list(runs.values()), tasks

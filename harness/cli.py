@@ -435,12 +435,17 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
     filters = {k: getattr(args, k) for k in ("task", "model", "loss", "sampler")}
     with ResultStore(args.store, create=False) as store:
         results = store.load(per_item=True, filters={**filters, "status": ["ok"]})
+        tasks = store.task_infos()  # as the benches that ran them recorded
     if not results:
         raise UsageError(
             f"no ok runs in {args.store} match the filters; nothing to submit"
         )
     host, _ = _host(args)
-    bundle = make_bundle(results, component_plugins(host, results))
+    registry = host.registries.tasks
+    for name in {r.spec.task for r in results} - tasks.keys():
+        if name in registry:  # a store from before benches recorded tasks
+            tasks[name] = registry.get(name).cls.info(name)
+    bundle = make_bundle(results, component_plugins(host, results), tasks)
     write_bundle(bundle, args.out)
     console.print(f"{len(results)} run(s) packed into {args.out}")
     return ExitCode.OK
@@ -485,11 +490,14 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
     gc.freeze()
     local = {r.run_id for r in results}
     submissions = submissions_dir_for(args.store)
+    submitted_runs, submitted_tasks = load_submissions(submissions)
     submitted = [
         r
-        for r in load_submissions(submissions)
+        for r in submitted_runs
         if r.run_id not in local  # a run in the store wins over a copy
     ]
+    # what this store's benches recorded wins over what a bundle says
+    stored_tasks = {**submitted_tasks, **stored_tasks}
     results += submitted
     if not results:
         raise UsageError(
@@ -518,25 +526,27 @@ def _board_host(
 ) -> tuple[PluginHost, dict[str, TaskInfo]]:
     """The plugin host of a leaderboard build and the infos of its tasks.
 
-    When the store knows every task (benches record them), the built-in
-    components are not loaded: they import torch, about a second of a build.
-    Otherwise the task plugins answer, as installed here; a task installed
-    nowhere is inferred from its runs by the ranker.
+    When the store and the bundles know every task (benches record them,
+    bundles carry them), the built-in components are not loaded: they import
+    torch, about a second of a build.  Otherwise the task plugins answer for
+    the tasks installed here, the recorded infos for the others; a task
+    known nowhere is inferred from its runs by the ranker.
     """
     from dataclasses import replace
 
     from .plugin import LEADERBOARD_PLUGINS, PluginOptions, make_plugin_host
 
     options = PluginOptions.from_cli(args.plugins, args.plugins_dir)
+    recorded = {name: stored[name] for name in needed if name in stored}
     if needed <= stored.keys():
         light = make_plugin_host(replace(options, builtins=LEADERBOARD_PLUGINS))
-        return light, {name: stored[name] for name in needed}
+        return light, recorded
     host = make_plugin_host(options)
     registry = host.registries.tasks
-    infos = {
+    installed = {
         name: registry.get(name).cls.info(name) for name in needed if name in registry
     }
-    return host, infos
+    return host, {**recorded, **installed}
 
 
 def _serve(directory: Path, port: int, console: Console) -> ExitCode:

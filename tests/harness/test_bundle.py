@@ -13,6 +13,7 @@ import pytest
 from harness.bundle import (
     BundleError,
     add_bundle,
+    bundle_tasks,
     load_submissions,
     make_bundle,
     read_bundle,
@@ -22,7 +23,14 @@ from harness.bundle import (
 from harness.cli import main
 from harness.errors import ExitCode, UsageError
 from harness.store import ResultStore
-from harness.types import DatasetRef, Run, RunResult, RunSpec, canonical_json
+from harness.types import (
+    DatasetRef,
+    Run,
+    RunResult,
+    RunSpec,
+    TaskInfo,
+    canonical_json,
+)
 
 PLUGINS = [
     {"name": "negbench_plugins.tasks.kge", "distribution": "negbench", "version": "1"}
@@ -80,8 +88,12 @@ def store_path(tmp_path: Path) -> Path:
     return path
 
 
+NATIONS = TaskInfo(name="nations", family="kge", main_metric="mrr")
+
+
 def write(tmp_path: Path, name: str, runs: list[RunResult] | None = None) -> Path:
-    bundle = make_bundle(runs or [make_run(0), make_run(1)], PLUGINS)
+    tasks = {"nations": NATIONS}
+    bundle = make_bundle(runs or [make_run(0), make_run(1)], PLUGINS, tasks)
     return write_bundle(bundle, tmp_path / name)
 
 
@@ -126,6 +138,75 @@ def test_bundle_layout(tmp_path: Path) -> None:
     assert set(bundle["hashes"]) == {r["run_id"] for r in bundle["runs"]}
     assert len(bundle["content_sha256"]) == 64
     assert bundle["runs"][0]["per_item"] == {"mrr": {"0:head": 0.5, "0:tail": 1 / 3}}
+    assert bundle["tasks"] == {
+        "nations": {
+            "family": "kge",
+            "main_metric": "mrr",
+            "higher_is_better": True,
+            "description": "",
+        }
+    }
+
+
+def test_a_bundle_packed_before_task_infos_is_still_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "b.json")
+    bundle = load_plain(path)
+    del bundle["tasks"]  # outside the hashes: nothing else changes
+    save_plain(path, bundle)
+    old, results = read_bundle(path)
+    assert bundle_tasks(old) == {} and len(results) == 2
+
+
+def _lower_is_better_run(sampler: str, seed: int, mr: float) -> RunResult:
+    """A run of 'my-kge', a task installed only where it ran: mean rank."""
+    spec = RunSpec(
+        task="my-kge", model="transe", loss="nssa", sampler=sampler, seed=seed
+    )
+    versions = {"task": "1", "model": "1", "loss": "1", "sampler": "1"}
+    dataset = DatasetRef(name="my-kge", path="", sha256="ef" * 32)
+    run = Run(
+        spec=spec, family="kge", dataset=dataset, versions=versions, main_metric="mr"
+    )
+    per_item = {f"{i}:tail": mr + i % 3 for i in range(30)}
+    return RunResult(
+        run_id=run.run_id,
+        spec=spec,
+        family="kge",
+        status="ok",
+        main_metric="mr",
+        metrics={"mr": sum(per_item.values()) / len(per_item)},
+        per_item={"mr": per_item},
+        dataset_sha256=dataset.sha256,
+        versions=versions,
+    )
+
+
+@pytest.mark.parametrize("carries_tasks", [True, False])
+def test_a_board_ranks_an_uninstalled_task_as_its_bundle_says(
+    tmp_path: Path, carries_tasks: bool
+) -> None:
+    """'my-kge' is installed on the submitter's machine only, and its mean
+    rank is better when lower: the bundle says so, and the maintainer's
+    board ranks the lower mean rank first.  A bundle without task infos
+    leaves the board to guess (higher is better), the wrong way round."""
+    runs = [
+        _lower_is_better_run(sampler, seed, mr)
+        for sampler, mr in (("good", 5.0), ("bad", 20.0))
+        for seed in range(3)
+    ]
+    info = TaskInfo(
+        name="my-kge", family="kge", main_metric="mr", higher_is_better=False
+    )
+    bundle = make_bundle(runs, PLUGINS, {"my-kge": info} if carries_tasks else {})
+    path = write_bundle(bundle, tmp_path / "my-kge.json")
+    store = tmp_path / "board" / "results.db"
+    assert main(["leaderboard", "add", str(path), "--store", str(store)]) == 0
+    site = tmp_path / "site"
+    build = ["leaderboard", "build", "--store", str(store), "--out", str(site)]
+    assert main(build) == 0
+    board = json.loads((site / "leaderboard.json").read_text())
+    first = next(row for row in board["rows"] if row["rank"] == 1)
+    assert first["sampler"] == ("good" if carries_tasks else "bad")
 
 
 @pytest.mark.parametrize("name", ["b.json", "b.json.gz"])
@@ -158,7 +239,10 @@ def test_submit_add_load_round_trip(
     assert kept[0].read_bytes() == out.read_bytes()  # the file as received
     with ResultStore(store_path) as store:
         ok_runs = store.load(per_item=True, filters={"status": ["ok"]})
-    assert as_dicts(load_submissions(submissions_dir_for(board))) == as_dicts(ok_runs)
+    runs, tasks = load_submissions(submissions_dir_for(board))
+    assert as_dicts(runs) == as_dicts(ok_runs)
+    # the store recorded no task info: the installed task plugin gave it
+    assert tasks["nations"].main_metric == "mrr" and tasks["nations"].family == "kge"
 
 
 def test_submit_filters_like_results(tmp_path: Path, store_path: Path) -> None:
@@ -270,6 +354,9 @@ def _set(bundle: dict[str, Any], where: str, value: Any) -> None:
         ("runs.0.per_item.mrr.0:head", float("inf"), "of item '0:head' is inf"),
         ("runs.0.main_score", 0.9, "main_score disagrees with its metrics"),
         ("runs.0", [], "runs[0] must be an object"),
+        ("tasks.nations.higher_is_better", "no", "field 'higher_is_better' must be"),
+        ("tasks.nations.surprise", 1, "tasks['nations']: unknown field 'surprise'"),
+        ("tasks.nations.main_metric", "hits@10", "main_metric 'hits@10' disagrees"),
         # a family names a page of the site: never a path
         ("runs.0.family", "../../etc", "family '../../etc' is not one of"),
     ],
@@ -343,7 +430,7 @@ def test_load_submissions_keeps_each_run_once(tmp_path: Path) -> None:
     folder = tmp_path / "submissions"
     add_bundle(write(tmp_path, "a.json", [make_run(0), make_run(1)]), folder)
     add_bundle(write(tmp_path, "b.json", [make_run(1), make_run(3)]), folder)
-    loaded = load_submissions(folder)
+    loaded, _ = load_submissions(folder)
     assert sorted(r.spec.seed for r in loaded) == [0, 1, 3]
     assert all(r.per_item for r in loaded)
 
@@ -359,7 +446,7 @@ def test_load_submissions_revalidates(tmp_path: Path) -> None:
 
 
 def test_load_submissions_without_a_folder(tmp_path: Path) -> None:
-    assert load_submissions(tmp_path / "nothing") == []
+    assert load_submissions(tmp_path / "nothing") == ([], {})
 
 
 def test_submissions_live_beside_the_store(tmp_path: Path) -> None:
@@ -403,8 +490,10 @@ def test_real_bench_round_trip(run_harness, data_dir: Path, tmp_path: Path) -> N
     add = run_harness("leaderboard", "add", "my-method.json.gz")
     assert add.returncode == 0, add.stderr
     assert "1 run(s) accepted" in add.stdout
-    (result,) = load_submissions(tmp_path / "harness-results" / "submissions")
+    (result,), tasks = load_submissions(tmp_path / "harness-results" / "submissions")
     assert result.spec.task == "nations" and result.per_item["mrr"]
+    # the bench recorded its task's info, and the bundle carries it
+    assert tasks["nations"].description and tasks["nations"].main_metric == "mrr"
     # a maintainer's board of submissions only: add to an empty place, build
     board = ["--store", "board/results.db"]
     add = run_harness("leaderboard", "add", "my-method.json.gz", *board)
