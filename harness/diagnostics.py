@@ -116,6 +116,11 @@ class Reservoir:
         self.buffer[rng.integers(0, size, len(chosen))] = stretch[chosen]
 
 
+def _kept_only(flags: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """``flags`` of the kept columns only (``keep`` None: all are kept)."""
+    return flags if keep is None else flags.to(keep.device) & keep
+
+
 def _bernoulli_positions(n: int, p: float, rng: np.random.Generator) -> np.ndarray:
     """The successes among n Bernoulli(p) trials, as ascending positions."""
     parts, last = [], -1
@@ -265,22 +270,18 @@ class Diagnostics:
         if not measure:
             self.count_unmeasured(positions, used, once=once)
             return
-        keep = self._kept(positions, used, once)
-        if keep is None:
-            keep = torch.ones(
-                positions.shape, dtype=torch.bool, device=positions.device
-            )
-        kept = float(keep.sum())
+        keep = self._kept(positions, used, once)  # None: every chosen column
+        kept = float(positions.numel() if keep is None else keep.sum())
         self.count("negatives_sampled", kept)
         rows = self._sample_rows(len(positions), kept)
         if rows is not None:  # measure these rows only
-            anchor_ids, candidate_ids, positions, keep = (
+            anchor_ids, candidate_ids, positions = (
                 t.index_select(0, rows.to(t.device))
-                for t in (anchor_ids, candidate_ids, positions, keep)
+                for t in (anchor_ids, candidate_ids, positions)
             )
-            scores, positive_scores, ranks, suspected = (
+            keep, scores, positive_scores, ranks, suspected = (
                 None if t is None else t.index_select(0, rows.to(t.device))
-                for t in (scores, positive_scores, ranks, suspected)
+                for t in (keep, scores, positive_scores, ranks, suspected)
             )
             labelled, oracle = (
                 t.index_select(0, rows.to(t.device))
@@ -288,7 +289,7 @@ class Diagnostics:
                 else t
                 for t in (labelled, oracle)
             )
-            kept = float(keep.sum())
+            kept = float(positions.numel() if keep is None else keep.sum())
         self.count("negatives_measured", kept)
         if not kept:
             return
@@ -308,17 +309,17 @@ class Diagnostics:
         if ranks is not None:
             self.add_values("neg_rank", at_chosen(ranks), where=keep)
         if labelled is not None:
-            hits = at_chosen(labelled).to(keep.device) & keep
+            hits = _kept_only(at_chosen(labelled), keep)
             self.count("known_fn_hits", float(hits.sum()))
             self.count("known_fn_checked", kept)
         if oracle is not None:
             key = "fn" if exact else "fn_lower_bound"
-            truly_false = at_chosen(oracle).to(keep.device) & keep
+            truly_false = _kept_only(at_chosen(oracle), keep)
             self.count(f"{key}_hits", float(truly_false.sum()))
             self.count(f"{key}_checked", kept)
             if suspected is not None and exact:
                 # how good the sampler's own false-negative detection is
-                flagged = suspected.to(keep.device) & keep
+                flagged = _kept_only(suspected, keep).to(truly_false.device)
                 self.count("suspect_flagged", float(flagged.sum()))
                 self.count("suspect_correct", float((flagged & truly_false).sum()))
                 self.count("suspect_actual", float(truly_false.sum()))

@@ -53,20 +53,24 @@ class TopKHard(Sampler):
         self, batch: CandidateBatch, num_negatives: int, generator: torch.Generator
     ) -> torch.Tensor:
         allowed = ~batch.known_positive
-        if not bool(allowed.any(dim=1).all()):
+        counts = allowed.sum(dim=1, keepdim=True)
+        if not bool(counts.all()):
             raise ValueError(
                 "an anchor has no candidate that may be drawn as a negative"
             )
-        # Rank among the allowed candidates, in descending score order.
-        order = torch.argsort(
-            batch.scores.masked_fill(~allowed, float("-inf")),
-            dim=1,
-            descending=True,
-            stable=True,
-        )
+        order = _allowed_by_score(batch.scores, allowed)
+        upper = self.range_max if self.range_max is not None else order.shape[1]
+        if (
+            self.sampling == "top"
+            and self.range_min == 0
+            and upper >= order.shape[1]
+            and int(counts.min()) >= num_negatives
+        ):
+            # the window is every allowed column: the K best are the first
+            # K of `order`, as the general path below finds them
+            return order[:, :num_negatives]
         rank_of = torch.empty_like(order)
         rank_of.scatter_(1, order, torch.arange(order.shape[1]).expand_as(order))
-        upper = self.range_max if self.range_max is not None else order.shape[1]
         window = allowed & (rank_of >= self.range_min) & (rank_of < upper)
         # Rows whose window is empty (tiny pools) fall back to every allowed column.
         window = torch.where(window.any(dim=1, keepdim=True), window, allowed)
@@ -75,9 +79,26 @@ class TopKHard(Sampler):
         # "top": the K best-ranked columns inside the window (repeat if too few).
         keyed = torch.where(window, rank_of, rank_of.new_full((), order.shape[1] * 2))
         best = torch.argsort(keyed, dim=1, stable=True)
-        counts = window.sum(dim=1, keepdim=True)
+        counts = window.sum(dim=1, keepdim=True)  # the window's, not `allowed`'s
         slots = torch.arange(num_negatives).expand(batch.size, -1) % counts
         return best.gather(1, slots)
+
+
+def _allowed_by_score(scores: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Each row's columns: the allowed ones by descending score (ties in
+    column order), then the others.  shape: (B, C) long.
+
+    Masking the others with -inf and sorting once does it, unless an allowed
+    candidate itself scores -inf: it would then tie with the masked ones.
+    """
+    masked = scores.masked_fill(~allowed, float("-inf"))
+    order = torch.argsort(masked, dim=1, descending=True, stable=True)
+    if bool(torch.isneginf(scores).any()):
+        # a second stable sort by allowed-ness keeps the score order within
+        # each group
+        later = (~allowed).gather(1, order).to(torch.uint8)
+        order = order.gather(1, torch.argsort(later, dim=1, stable=True))
+    return order
 
 
 @hookimpl

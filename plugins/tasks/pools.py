@@ -57,12 +57,16 @@ def faiss_search(
     import faiss
 
     doc_matrix = np.ascontiguousarray(docs.detach().cpu().numpy(), dtype=np.float32)
-    index = faiss.IndexFlatIP(doc_matrix.shape[1])
-    index.add(doc_matrix)
     query_matrix = np.ascontiguousarray(
         queries.detach().cpu().numpy(), dtype=np.float32
     )
-    scores, ids = index.search(query_matrix, min(k, doc_matrix.shape[0]))
+    # IndexFlatIP.search's kernel, without copying the documents into an index
+    scores, ids = faiss.knn(
+        query_matrix,
+        doc_matrix,
+        min(k, doc_matrix.shape[0]),
+        metric=faiss.METRIC_INNER_PRODUCT,
+    )
     return scores, ids
 
 
@@ -83,13 +87,26 @@ def embed_all(
 
 
 def membership(candidate_ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
-    """shape: (B, C) bool, True where ``candidate_ids[b, c]`` is in ``sets[b]``."""
+    """shape: (B, C) bool, True where ``candidate_ids[b, c]`` is in ``sets[b]``.
+
+    Each row's set becomes a row of a (B, M) table (M: the largest set), and
+    one broadcast comparison checks the whole batch: a tensor operation per
+    row cost more than mining the pool (SciFact: 10 of 18 ms).
+    """
     ids = candidate_ids.cpu()
-    out = torch.zeros(ids.shape, dtype=torch.bool)
-    for row, members in enumerate(sets):
-        if members:
-            out[row] = torch.isin(ids[row], torch.tensor(sorted(members)))
-    return out
+    width = max((len(members) for members in sets), default=0)
+    if not width or not ids.numel():
+        return torch.zeros(ids.shape, dtype=torch.bool)
+    # short rows repeat a member of their own; an empty row takes an id that
+    # no candidate has
+    absent = int(ids.min()) - 1 if not all(sets) else 0
+    table = torch.tensor(
+        [
+            [*members, *[next(iter(members), absent)] * (width - len(members))]
+            for members in sets
+        ]
+    )
+    return (ids.unsqueeze(-1) == table.unsqueeze(1)).any(dim=-1)
 
 
 def mine(

@@ -92,6 +92,30 @@ def test_top_matches_naive_loop_with_tied_scores(range_min, range_max):
         assert out.tolist() == _reference_top(batch, 6, range_min, range_max)
 
 
+@pytest.mark.parametrize(("range_min", "range_max"), [(0, None), (2, 10)])
+def test_top_matches_naive_loop_with_minus_infinite_scores(range_min, range_max):
+    """An allowed candidate scored -inf is still a candidate, after every
+    finite one and never a known positive (which the sampler masks with
+    -inf itself): the whole-pool window's shortcut must not take one."""
+    sampler = TopKHard(range_min=range_min, range_max=range_max)
+    for seed in range(4):
+        batch = make_candidate_batch(
+            batch_size=10, num_candidates=12, positives_per_row=3, seed=seed
+        )
+        scores = batch.scores.clone()
+        scores[:, 4:] = float("-inf")  # 8 columns, some of them positives
+        batch = CandidateBatch(
+            anchor_ids=batch.anchor_ids,
+            candidate_ids=batch.candidate_ids,
+            scores=scores,
+            positive_scores=batch.positive_scores,
+            known_positive=batch.known_positive,
+        )
+        out = sampler.sample(batch, 7, torch.Generator().manual_seed(0))
+        assert out.tolist() == _reference_top(batch, 7, range_min, range_max)
+        assert not batch.known_positive.gather(1, out).any()
+
+
 def test_top_default_returns_the_hardest_non_positives():
     scores = torch.tensor([[0.9, 0.1, 0.8, 0.7, -0.2, 0.95]])
     known = torch.tensor([[False, False, True, False, False, True]])
