@@ -41,6 +41,7 @@ from .pools import (
     Queue,
     embed_all,
     faiss_search,
+    member_table,
     membership,
     mine,
     text_encoder,
@@ -235,6 +236,10 @@ class _Step:
         self.queue: Queue | None = None
         self.count = 0
         self.ranks: torch.Tensor | None = None
+        # each anchor's known and hidden positives as rows of id tables, made
+        # once: a step looks its anchors' rows up
+        self.positive_table = member_table(data.positives)
+        self.hidden_table = member_table(data.hidden) if data.hidden else None
         # Only ask for in-batch suspicions when the sampler implements them.
         self.suspects = (
             sampler is not None and type(sampler).suspect is not Sampler.suspect
@@ -342,9 +347,7 @@ class _Step:
             candidate_ids=ids,
             scores=scores,
             positive_scores=(anchor_emb * positive_emb).sum(-1).cpu(),
-            known_positive=membership(
-                ids, [self.data.positives[a] for a in anchors.tolist()]
-            ),
+            known_positive=membership(ids, self.positive_table[anchors]),
             positive_ids=positives,
             anchor_embeddings=fresh.anchors if wants else None,
             candidate_embeddings=(
@@ -376,10 +379,8 @@ class _Step:
             )
             batch = self._candidates(anchors, positives, fresh)
             oracle = (
-                membership(
-                    batch.candidate_ids, [data.hidden[a] for a in anchors.tolist()]
-                )
-                if data.hidden
+                membership(batch.candidate_ids, self.hidden_table[anchors])
+                if self.hidden_table is not None
                 else None
             )
             negatives = context.sample_negatives(
@@ -495,9 +496,7 @@ class _Step:
     ) -> torch.Tensor:
         """Valid in-batch columns: not a known positive, not the anchor's own block."""
         b = anchors.shape[0]
-        mask = ~membership(
-            shared_ids.expand(b, -1), [self.data.positives[a] for a in anchors.tolist()]
-        )
+        mask = ~membership(shared_ids.expand(b, -1), self.positive_table[anchors])
         rows = torch.arange(b)
         mask[rows, rows] = False  # the anchor's own positive is the positive column
         for row in range(b):  # the anchor's own sampled negatives are already columns
@@ -518,11 +517,8 @@ class _Step:
         """
         b = anchors.shape[0]
         hidden = None
-        if self.data.hidden:
-            hidden = membership(
-                shared_ids.expand(b, -1),
-                [self.data.hidden[a] for a in anchors.tolist()],
-            )
+        if self.hidden_table is not None:
+            hidden = membership(shared_ids.expand(b, -1), self.hidden_table[anchors])
         self.context.diagnostics.observe_in_batch(
             gaps=gaps.detach().cpu()[mask],
             hidden=None if hidden is None else hidden[mask],

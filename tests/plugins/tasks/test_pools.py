@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
-from negbench_plugins.tasks.pools import membership
+from negbench_plugins.tasks.pools import NO_MEMBER, member_table, membership
 
 
 def _by_hand(ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
@@ -14,20 +16,45 @@ def _by_hand(ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
     return torch.tensor(flags, dtype=torch.bool).reshape(ids.shape)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_membership_is_each_rows_own_set(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("largest", [4, 40])  # compared at once; searched
+def test_membership_is_each_rows_own_set(seed: int, largest: int) -> None:
     """A member of another row's set is not a member; ids repeat within a
-    row; sets hold ids the pool lacks, and may be empty."""
+    row; sets hold ids the pool lacks, and may be empty; a member table's
+    looked-up rows answer as the sets do."""
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(0, 40, (16, 12), generator=generator)
     sets = [
         set(torch.randint(0, 60, (int(n),), generator=generator).tolist())
-        for n in torch.randint(0, 5, (16,), generator=generator)
+        for n in torch.randint(0, largest + 1, (16,), generator=generator)
     ]
     sets[3] = set(ids[3, :2].tolist())  # certainly present
     sets[4] = set()
-    assert torch.equal(membership(ids, sets), _by_hand(ids, sets))
-    assert membership(ids, sets)[3, :2].all()
+    expected = _by_hand(ids, sets)
+    assert torch.equal(membership(ids, sets), expected)
+    assert expected[3, :2].all()
+    table = member_table([set(), *sets])  # the anchors' rows: 1..16
+    assert (table.shape[1] > 16) == (largest > 16)  # both look-ups are tested
+    assert torch.equal(membership(ids, table[torch.arange(1, 17)]), expected)
+
+
+@pytest.mark.parametrize("largest", [4, 40])
+def test_membership_of_ids_shared_by_every_row(largest: int) -> None:
+    """In-batch columns: one id row expanded over the batch (a view), which
+    the look-up takes without a warning (the harness fails a run on one)."""
+    shared = torch.arange(50).expand(3, -1)
+    sets = [set(range(0, 2 * largest, 2)), set(), {49}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        found = membership(shared, member_table(sets))
+    assert torch.equal(found, _by_hand(shared, sets))
+
+
+def test_member_table_rows_are_ascending_and_padded() -> None:
+    table = member_table([{5, 2}, set(), {7}])
+    assert table.tolist() == [[2, 5], [NO_MEMBER, NO_MEMBER], [7, NO_MEMBER]]
+    assert member_table([]).shape == (0, 0)
+    assert member_table([set(), set()]).shape == (2, 0)
 
 
 def test_membership_with_padding_ids_nothing_to_find_or_no_rows() -> None:
