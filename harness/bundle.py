@@ -4,7 +4,7 @@ A bundle is one JSON document (gzip-compressed when its file name ends in
 ``.gz``) holding every selected run with its per-item scores, environment,
 versions and timings, plus the plugins that provided the runs' components::
 
-    {"bundle_schema": 1, "created_at": ..., "negbench_version": ...,
+    {"bundle_schema": 2, "created_at": ..., "negbench_version": ...,
      "plugins": [{"name", "distribution", "version"}, ...],
      "tasks": {name: {"family", "main_metric", "higher_is_better",
                       "description"}, ...},
@@ -19,7 +19,7 @@ the dataset fingerprint and the component versions.  Someone determined to
 forge results can recompute everything; the maintainer's review of a
 submission and a re-run of suspicious rows remain the defence against that.
 
-``tasks`` (optional: bundles packed before it existed lack it) tells a
+``tasks`` (new in schema 2; schema-1 bundles, still read, lack it) tells a
 leaderboard how to rank a task that is not installed where it is built: a
 third-party task whose main metric is lower-is-better would otherwise be
 ranked as higher-is-better.  Each entry must agree with its runs' family and
@@ -76,8 +76,11 @@ __all__ = [
     "write_bundle",
 ]
 
-#: version of the bundle layout; a reader refuses any other
-BUNDLE_SCHEMA = 1
+#: version of the bundle layout this harness writes (2: with ``tasks``)
+BUNDLE_SCHEMA = 2
+
+#: the layouts it reads (schema 1: without ``tasks``)
+_READABLE_SCHEMAS = (1, 2)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -307,8 +310,8 @@ _BUNDLE_FIELDS: dict[str, _Type] = {
     "hashes": STRINGS,
     "content_sha256": STR,
 }
-#: fields a bundle may lack (packed by an earlier negbench)
-_OPTIONAL_BUNDLE_FIELDS: dict[str, _Type] = {"tasks": OBJECTS}
+#: schema 2's top-level fields: schema 1's and ``tasks``
+_SCHEMA_2_FIELDS: dict[str, _Type] = {**_BUNDLE_FIELDS, "tasks": OBJECTS}
 _TASK_FIELDS: dict[str, _Type] = {
     "family": STR,
     "main_metric": STR,
@@ -348,23 +351,16 @@ _RUN_FIELDS: dict[str, _Type] = {
 
 
 def _check_fields(
-    record: Mapping[str, Any],
-    fields: Mapping[str, _Type],
-    where: str,
-    optional: Mapping[str, _Type] | None = None,
+    record: Mapping[str, Any], fields: Mapping[str, _Type], where: str
 ) -> None:
-    """Every field present with its type (``optional`` ones may be absent),
-    and no field the schema lacks."""
-    optional = optional or {}
-    for key, kind in {**fields, **optional}.items():
+    """Every field present with its type, and no field the schema lacks."""
+    for key, kind in fields.items():
         if key not in record:
-            if key in optional:
-                continue
             raise BundleError(f"{where}: missing field '{key}'")
         if not kind(record[key]):
             got = type(record[key]).__name__
             raise BundleError(f"{where}: field '{key}' must be {kind.name}, got {got}")
-    unknown = sorted(set(record) - set(fields) - set(optional))
+    unknown = sorted(set(record) - set(fields))
     if unknown:
         raise BundleError(f"{where}: unknown field '{unknown[0]}'")
 
@@ -373,12 +369,14 @@ def _validate(bundle: Mapping[str, Any], source: str) -> list[RunResult]:
     """Check a parsed bundle top to bottom; returns its runs."""
     if "bundle_schema" not in bundle:
         raise BundleError(f"{source}: missing field 'bundle_schema' (not a bundle?)")
-    if bundle["bundle_schema"] != BUNDLE_SCHEMA:
+    schema = bundle["bundle_schema"]
+    if schema not in _READABLE_SCHEMAS or isinstance(schema, bool):
+        readable = " and ".join(map(str, _READABLE_SCHEMAS))
         raise BundleError(
-            f"{source}: unknown bundle_schema {bundle['bundle_schema']!r} "
-            f"(this harness reads {BUNDLE_SCHEMA}); upgrade negbench"
+            f"{source}: unknown bundle_schema {schema!r} (this harness reads "
+            f"{readable}); upgrade negbench"
         )
-    _check_fields(bundle, _BUNDLE_FIELDS, source, _OPTIONAL_BUNDLE_FIELDS)
+    _check_fields(bundle, _SCHEMA_2_FIELDS if schema == 2 else _BUNDLE_FIELDS, source)
     for index, plugin in enumerate(bundle["plugins"]):
         where = f"{source}: plugins[{index}]"
         if not isinstance(plugin, dict):

@@ -41,7 +41,7 @@ from .pools import (
     Queue,
     embed_all,
     faiss_search,
-    member_table,
+    member_rows,
     membership,
     mine,
     text_encoder,
@@ -238,8 +238,8 @@ class _Step:
         self.ranks: torch.Tensor | None = None
         # each anchor's known and hidden positives as rows of id tables, made
         # once: a step looks its anchors' rows up
-        self.positive_table = member_table(data.positives)
-        self.hidden_table = member_table(data.hidden) if data.hidden else None
+        self.positives_of = member_rows(data.positives)
+        self.hidden_of = member_rows(data.hidden) if data.hidden else None
         # Only ask for in-batch suspicions when the sampler implements them.
         self.suspects = (
             sampler is not None and type(sampler).suspect is not Sampler.suspect
@@ -347,7 +347,7 @@ class _Step:
             candidate_ids=ids,
             scores=scores,
             positive_scores=(anchor_emb * positive_emb).sum(-1).cpu(),
-            known_positive=membership(ids, self.positive_table[anchors]),
+            known_positive=membership(ids, self.positives_of(anchors)),
             positive_ids=positives,
             anchor_embeddings=fresh.anchors if wants else None,
             candidate_embeddings=(
@@ -379,8 +379,8 @@ class _Step:
             )
             batch = self._candidates(anchors, positives, fresh)
             oracle = (
-                membership(batch.candidate_ids, self.hidden_table[anchors])
-                if self.hidden_table is not None
+                membership(batch.candidate_ids, self.hidden_of(anchors))
+                if self.hidden_of is not None
                 else None
             )
             negatives = context.sample_negatives(
@@ -496,7 +496,7 @@ class _Step:
     ) -> torch.Tensor:
         """Valid in-batch columns: not a known positive, not the anchor's own block."""
         b = anchors.shape[0]
-        mask = ~membership(shared_ids.expand(b, -1), self.positive_table[anchors])
+        mask = ~membership(shared_ids.expand(b, -1), self.positives_of(anchors))
         rows = torch.arange(b)
         mask[rows, rows] = False  # the anchor's own positive is the positive column
         for row in range(b):  # the anchor's own sampled negatives are already columns
@@ -517,8 +517,8 @@ class _Step:
         """
         b = anchors.shape[0]
         hidden = None
-        if self.hidden_table is not None:
-            hidden = membership(shared_ids.expand(b, -1), self.hidden_table[anchors])
+        if self.hidden_of is not None:
+            hidden = membership(shared_ids.expand(b, -1), self.hidden_of(anchors))
         self.context.diagnostics.observe_in_batch(
             gaps=gaps.detach().cpu()[mask],
             hidden=None if hidden is None else hidden[mask],

@@ -11,7 +11,7 @@ positives (He et al., CVPR 2020).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,11 +21,13 @@ from harness import Model, TextEncoder
 
 __all__ = [
     "MAX_RANKED_CELLS",
+    "MAX_TABLE_CELLS",
     "NO_MEMBER",
     "Pool",
     "Queue",
     "embed_all",
     "faiss_search",
+    "member_rows",
     "member_table",
     "membership",
     "mine",
@@ -109,6 +111,24 @@ def member_table(sets: Sequence[Collection[int]]) -> torch.Tensor:
         [sorted(members) + [NO_MEMBER] * (width - len(members)) for members in sets],
         dtype=torch.long,
     ).reshape(len(sets), width)
+
+
+#: a member table of more cells is not built: one anchor with very many
+#: positives would make every row that wide (128 MiB at this size)
+MAX_TABLE_CELLS = 1 << 24
+
+
+def member_rows(
+    sets: Sequence[Collection[int]],
+) -> Callable[[torch.Tensor], torch.Tensor | list[Collection[int]]]:
+    """A look-up of the anchors' rows of ``sets`` for :func:`membership`:
+    rows of a :func:`member_table` made now, or (a table too large) the
+    anchors' sets themselves."""
+    width = max((len(members) for members in sets), default=0)
+    if len(sets) * width <= MAX_TABLE_CELLS:
+        table = member_table(sets)
+        return lambda anchors: table[anchors]
+    return lambda anchors: [sets[a] for a in anchors.tolist()]
 
 
 def membership(

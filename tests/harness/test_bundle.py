@@ -132,7 +132,7 @@ def rejected(path: Path) -> str:
 def test_bundle_layout(tmp_path: Path) -> None:
     path = write(tmp_path, "b.json")
     bundle = load_plain(path)
-    assert bundle["bundle_schema"] == 1
+    assert bundle["bundle_schema"] == 2
     assert bundle["plugins"] == PLUGINS
     assert bundle["created_at"].endswith("+00:00")
     assert set(bundle["hashes"]) == {r["run_id"] for r in bundle["runs"]}
@@ -148,13 +148,17 @@ def test_bundle_layout(tmp_path: Path) -> None:
     }
 
 
-def test_a_bundle_packed_before_task_infos_is_still_read(tmp_path: Path) -> None:
+def test_a_schema_1_bundle_is_still_read_without_task_infos(tmp_path: Path) -> None:
     path = write(tmp_path, "b.json")
     bundle = load_plain(path)
-    del bundle["tasks"]  # outside the hashes: nothing else changes
+    bundle["bundle_schema"] = 1  # as packed before bundles carried task infos
+    tasks = bundle.pop("tasks")  # outside the hashes: nothing else changes
     save_plain(path, bundle)
     old, results = read_bundle(path)
     assert bundle_tasks(old) == {} and len(results) == 2
+    bundle["tasks"] = tasks  # a field schema 1 does not have
+    save_plain(path, bundle)
+    assert "unknown field 'tasks'" in rejected(path)
 
 
 def _lower_is_better_run(sampler: str, seed: int, mr: float) -> RunResult:
@@ -338,7 +342,8 @@ def _set(bundle: dict[str, Any], where: str, value: Any) -> None:
     ("where", "value", "reason"),
     [
         ("bundle_schema", ..., "missing field 'bundle_schema'"),
-        ("bundle_schema", 2, "unknown bundle_schema 2"),
+        ("bundle_schema", 3, "unknown bundle_schema 3 (this harness reads 1 and 2)"),
+        ("tasks", ..., "missing field 'tasks'"),
         ("runs", {}, "field 'runs' must be a list, got dict"),
         ("content_sha256", ..., "missing field 'content_sha256'"),
         ("plugins.0.distribution", 3, "plugins[0]: field 'distribution' must be"),

@@ -7,7 +7,13 @@ import warnings
 import pytest
 import torch
 
-from negbench_plugins.tasks.pools import NO_MEMBER, member_table, membership
+from negbench_plugins.tasks import pools
+from negbench_plugins.tasks.pools import (
+    NO_MEMBER,
+    member_rows,
+    member_table,
+    membership,
+)
 
 
 def _by_hand(ids: torch.Tensor, sets: list[set[int]]) -> torch.Tensor:
@@ -66,3 +72,20 @@ def test_membership_with_padding_ids_nothing_to_find_or_no_rows() -> None:
     ]
     assert not membership(ids, [set(), set()]).any()
     assert membership(torch.zeros(0, 4, dtype=torch.long), []).shape == (0, 4)
+
+
+def test_member_rows_fall_back_to_sets_when_a_table_would_be_huge(monkeypatch):
+    """One anchor with very many positives would make every row of a table
+    that wide: past the size cap, the anchors' sets are looked up instead,
+    with the same answers."""
+    sets = [{1, 2}, set(range(100)), {7}]
+    anchors = torch.tensor([2, 0, 1])
+    ids = torch.tensor([[7, 1, 150], [2, 3, 1], [99, 100, 0]])
+    table_rows = member_rows(sets)(anchors)
+    assert isinstance(table_rows, torch.Tensor)
+    monkeypatch.setattr(pools, "MAX_TABLE_CELLS", 10)
+    set_rows = member_rows(sets)(anchors)
+    assert set_rows == [{7}, {1, 2}, set(range(100))]
+    expected = [[True, False, False], [True, False, True], [True, False, True]]
+    assert membership(ids, table_rows).tolist() == expected
+    assert membership(ids, set_rows).tolist() == expected
