@@ -496,15 +496,15 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
         for r in submitted_runs
         if r.run_id not in local  # a run in the store wins over a copy
     ]
-    # what this store's benches recorded wins over what a bundle says
-    stored_tasks = {**submitted_tasks, **stored_tasks}
     results += submitted
     if not results:
         raise UsageError(
             f"nothing to build: no runs in {args.store} and no bundles in "
             f"{submissions} (run `harness bench`, or `harness leaderboard add`)"
         )
-    host, tasks = _board_host(args, {r.spec.task for r in results}, stored_tasks)
+    host, tasks = _board_host(
+        args, {r.spec.task for r in results}, stored_tasks, submitted_tasks
+    )
     board = host.hook.harness_rank(results=results, tasks=tasks)
     if board is None:
         raise UsageError(
@@ -522,31 +522,36 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
 
 
 def _board_host(
-    args: argparse.Namespace, needed: set[str], stored: dict[str, TaskInfo]
+    args: argparse.Namespace,
+    needed: set[str],
+    stored: dict[str, TaskInfo],
+    submitted: dict[str, TaskInfo],
 ) -> tuple[PluginHost, dict[str, TaskInfo]]:
     """The plugin host of a leaderboard build and the infos of its tasks.
 
-    When the store and the bundles know every task (benches record them,
-    bundles carry them), the built-in components are not loaded: they import
-    torch, about a second of a build.  Otherwise the task plugins answer for
-    the tasks installed here, the recorded infos for the others; a task
-    known nowhere is inferred from its runs by the ranker.
+    When the store knows every task (benches record them), the built-in
+    components are not loaded: they import torch, about a second of a build.
+    Otherwise the task plugins answer for the tasks installed here, then the
+    store, then the bundles (a bundle never overrides what this machine
+    knows, such as a task's direction); a task known nowhere is inferred from
+    its runs by the ranker.
     """
     from dataclasses import replace
 
     from .plugin import LEADERBOARD_PLUGINS, PluginOptions, make_plugin_host
 
     options = PluginOptions.from_cli(args.plugins, args.plugins_dir)
-    recorded = {name: stored[name] for name in needed if name in stored}
     if needed <= stored.keys():
         light = make_plugin_host(replace(options, builtins=LEADERBOARD_PLUGINS))
-        return light, recorded
+        return light, {name: stored[name] for name in needed}
     host = make_plugin_host(options)
     registry = host.registries.tasks
-    installed = {
-        name: registry.get(name).cls.info(name) for name in needed if name in registry
-    }
-    return host, {**recorded, **installed}
+    known = {**submitted, **stored}
+    infos = {name: known[name] for name in needed if name in known}
+    for name in needed:
+        if name in registry:
+            infos[name] = registry.get(name).cls.info(name)
+    return host, infos
 
 
 def _serve(directory: Path, port: int, console: Console) -> ExitCode:

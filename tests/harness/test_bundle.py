@@ -161,28 +161,39 @@ def test_a_schema_1_bundle_is_still_read_without_task_infos(tmp_path: Path) -> N
     assert "unknown field 'tasks'" in rejected(path)
 
 
-def _lower_is_better_run(sampler: str, seed: int, mr: float) -> RunResult:
-    """A run of 'my-kge', a task installed only where it ran: mean rank."""
-    spec = RunSpec(
-        task="my-kge", model="transe", loss="nssa", sampler=sampler, seed=seed
-    )
+def _board_run(task: str, metric: str, sampler: str, seed: int, value: float):
+    """A KGE run whose main metric is ``value`` on average over 30 items."""
+    spec = RunSpec(task=task, model="transe", loss="nssa", sampler=sampler, seed=seed)
     versions = {"task": "1", "model": "1", "loss": "1", "sampler": "1"}
-    dataset = DatasetRef(name="my-kge", path="", sha256="ef" * 32)
+    dataset = DatasetRef(name=task, path="", sha256="ef" * 32)
     run = Run(
-        spec=spec, family="kge", dataset=dataset, versions=versions, main_metric="mr"
+        spec=spec, family="kge", dataset=dataset, versions=versions, main_metric=metric
     )
-    per_item = {f"{i}:tail": mr + i % 3 for i in range(30)}
+    per_item = {f"{i}:tail": value + (i % 3) / 100 for i in range(30)}
     return RunResult(
         run_id=run.run_id,
         spec=spec,
         family="kge",
         status="ok",
-        main_metric="mr",
-        metrics={"mr": sum(per_item.values()) / len(per_item)},
-        per_item={"mr": per_item},
+        main_metric=metric,
+        metrics={metric: sum(per_item.values()) / len(per_item)},
+        per_item={metric: per_item},
         dataset_sha256=dataset.sha256,
         versions=versions,
     )
+
+
+def _first_on_the_board(tmp_path: Path, bundle: dict[str, Any]) -> str:
+    """The sampler ranked first by a board of ``bundle`` alone."""
+    path = write_bundle(bundle, tmp_path / "submission.json")
+    store = tmp_path / "board" / "results.db"
+    assert main(["leaderboard", "add", str(path), "--store", str(store)]) == 0
+    site = tmp_path / "site"
+    build = ["leaderboard", "build", "--store", str(store), "--out", str(site)]
+    assert main(build) == 0
+    board = json.loads((site / "leaderboard.json").read_text())
+    sampler: str = next(row for row in board["rows"] if row["rank"] == 1)["sampler"]
+    return sampler
 
 
 @pytest.mark.parametrize("carries_tasks", [True, False])
@@ -194,7 +205,7 @@ def test_a_board_ranks_an_uninstalled_task_as_its_bundle_says(
     board ranks the lower mean rank first.  A bundle without task infos
     leaves the board to guess (higher is better), the wrong way round."""
     runs = [
-        _lower_is_better_run(sampler, seed, mr)
+        _board_run("my-kge", "mr", sampler, seed, mr)
         for sampler, mr in (("good", 5.0), ("bad", 20.0))
         for seed in range(3)
     ]
@@ -202,15 +213,24 @@ def test_a_board_ranks_an_uninstalled_task_as_its_bundle_says(
         name="my-kge", family="kge", main_metric="mr", higher_is_better=False
     )
     bundle = make_bundle(runs, PLUGINS, {"my-kge": info} if carries_tasks else {})
-    path = write_bundle(bundle, tmp_path / "my-kge.json")
-    store = tmp_path / "board" / "results.db"
-    assert main(["leaderboard", "add", str(path), "--store", str(store)]) == 0
-    site = tmp_path / "site"
-    build = ["leaderboard", "build", "--store", str(store), "--out", str(site)]
-    assert main(build) == 0
-    board = json.loads((site / "leaderboard.json").read_text())
-    first = next(row for row in board["rows"] if row["rank"] == 1)
-    assert first["sampler"] == ("good" if carries_tasks else "bad")
+    assert _first_on_the_board(tmp_path, bundle) == ("good" if carries_tasks else "bad")
+
+
+def test_a_bundle_cannot_turn_an_installed_tasks_ranking_round(
+    tmp_path: Path,
+) -> None:
+    """A bundle that says Nations' MRR is better when lower is overruled by
+    the task plugin installed where the board is built."""
+    runs = [
+        _board_run("nations", "mrr", sampler, seed, mrr)
+        for sampler, mrr in (("good", 0.8), ("bad", 0.4))
+        for seed in range(3)
+    ]
+    lie = TaskInfo(
+        name="nations", family="kge", main_metric="mrr", higher_is_better=False
+    )
+    bundle = make_bundle(runs, PLUGINS, {"nations": lie})
+    assert _first_on_the_board(tmp_path, bundle) == "good"
 
 
 @pytest.mark.parametrize("name", ["b.json", "b.json.gz"])
