@@ -328,6 +328,10 @@ def _assert_no_process_left(tmp_path, message: str, timeout: float = 5) -> None:
     assert survivors.stdout.strip() == "", message
 
 
+def _take_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_bench_keeps_finished_runs_and_leaves_no_process(
     run_harness, harness_env, tmp_path
 ):
@@ -348,6 +352,9 @@ def test_ctrl_c_stops_the_bench_keeps_finished_runs_and_leaves_no_process(
         text=True,
         timeout=120,
         start_new_session=True,  # its own group, as a shell's foreground job
+        # a shell's foreground job takes Ctrl-C even where this test runs with
+        # SIGINT ignored (a background job of a script), which children inherit
+        preexec_fn=_take_ctrl_c,
         check=False,
     )
     out = done.stdout + done.stderr
