@@ -183,6 +183,19 @@ def _board_run(task: str, metric: str, sampler: str, seed: int, value: float):
     )
 
 
+def _good_and_bad(task: str, metric: str, *, good: float, bad: float) -> list:
+    """Three seeds each of samplers 'good' and 'bad' on ``task``."""
+    return [
+        _board_run(task, metric, sampler, seed, value)
+        for sampler, value in (("good", good), ("bad", bad))
+        for seed in range(3)
+    ]
+
+
+def _lower_is_better(task: str, metric: str) -> TaskInfo:
+    return TaskInfo(name=task, family="kge", main_metric=metric, higher_is_better=False)
+
+
 def _first_on_the_board(tmp_path: Path, bundle: dict[str, Any]) -> str:
     """The sampler ranked first by a board of ``bundle`` alone."""
     path = write_bundle(bundle, tmp_path / "submission.json")
@@ -204,14 +217,8 @@ def test_a_board_ranks_an_uninstalled_task_as_its_bundle_says(
     rank is better when lower: the bundle says so, and the maintainer's
     board ranks the lower mean rank first.  A bundle without task infos
     leaves the board to guess (higher is better), the wrong way round."""
-    runs = [
-        _board_run("my-kge", "mr", sampler, seed, mr)
-        for sampler, mr in (("good", 5.0), ("bad", 20.0))
-        for seed in range(3)
-    ]
-    info = TaskInfo(
-        name="my-kge", family="kge", main_metric="mr", higher_is_better=False
-    )
+    runs = _good_and_bad("my-kge", "mr", good=5.0, bad=20.0)
+    info = _lower_is_better("my-kge", "mr")
     bundle = make_bundle(runs, PLUGINS, {"my-kge": info} if carries_tasks else {})
     assert _first_on_the_board(tmp_path, bundle) == ("good" if carries_tasks else "bad")
 
@@ -221,14 +228,8 @@ def test_a_bundle_cannot_turn_an_installed_tasks_ranking_round(
 ) -> None:
     """A bundle that says Nations' MRR is better when lower is overruled by
     the task plugin installed where the board is built."""
-    runs = [
-        _board_run("nations", "mrr", sampler, seed, mrr)
-        for sampler, mrr in (("good", 0.8), ("bad", 0.4))
-        for seed in range(3)
-    ]
-    lie = TaskInfo(
-        name="nations", family="kge", main_metric="mrr", higher_is_better=False
-    )
+    runs = _good_and_bad("nations", "mrr", good=0.8, bad=0.4)
+    lie = _lower_is_better("nations", "mrr")
     bundle = make_bundle(runs, PLUGINS, {"nations": lie})
     assert _first_on_the_board(tmp_path, bundle) == "good"
 
