@@ -263,6 +263,9 @@ def expand_matrix(
     notes: list[str] = []
     specs: list[RunSpec] = []
     seen: set[str] = set()
+    # (kind, name) -> the families a requested component was skipped for:
+    # one note per component, not one per task of a family it lacks
+    unsupported: dict[tuple[str, str], list[str]] = {}
 
     def needs_negatives(loss: str) -> bool:
         return bool(registries.losses.get(loss).cls.needs_negatives)
@@ -276,10 +279,9 @@ def expand_matrix(
             if family in entry.cls.families:
                 out.append(name)
             else:
-                notes.append(
-                    f"{kind} '{name}' does not support the {family} family "
-                    f"(it supports {', '.join(sorted(entry.cls.families))}); skipped"
-                )
+                families = unsupported.setdefault((kind, name), [])
+                if family not in families:
+                    families.append(family)
         return out
 
     plans: list[tuple[MatrixBlock, ParamTable, int, bool]] = []
@@ -357,7 +359,18 @@ def expand_matrix(
                         if spec.label not in seen:
                             seen.add(spec.label)
                             specs.append(spec)
-    return Expansion(specs=specs, notes=list(dict.fromkeys(notes)))
+    family_notes = [
+        f"{kind} '{name}' does not support the {_and(families)} "
+        f"{'family' if len(families) == 1 else 'families'} (it supports "
+        f"{', '.join(sorted(registries[kind].get(name).cls.families))}); skipped"
+        for (kind, name), families in unsupported.items()
+    ]
+    return Expansion(specs=specs, notes=list(dict.fromkeys(family_notes + notes)))
+
+
+def _and(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
 
 
 def param_table_from_cli(values: Iterable[str]) -> ParamTable:

@@ -255,6 +255,23 @@ def test_incompatible_components_are_dropped_with_a_note(registries):
     assert "kge-only" not in {s.sampler for s in expansion.specs}
 
 
+def test_a_component_skipped_for_several_families_gets_one_note(registries):
+    expansion = expand_matrix(
+        registries,
+        selections=Selections(
+            task=["tiny-retrieval", "tiny-sts", "tiny-multilabel", "tiny-kge"],
+            model=["bow"],
+            loss=["infonce"],
+            sampler=["random"],
+        ),
+    )
+    assert {s.task for s in expansion.specs} == {"tiny-retrieval", "tiny-sts"}
+    assert [n for n in expansion.notes if "'bow'" in n] == [
+        "model 'bow' does not support the multilabel and kge families "
+        "(it supports retrieval, sts); skipped"
+    ]
+
+
 def test_parse_param_values():
     assert parse_param("sampler.simans.a=0.5") == ("sampler", "simans", "a", 0.5)
     assert parse_param("sampler.simans.kernel=laplace") == (
