@@ -263,8 +263,8 @@ def expand_matrix(
     notes: list[str] = []
     specs: list[RunSpec] = []
     seen: set[str] = set()
-    # (kind, name) -> the families a requested component was skipped for:
-    # one note per component, not one per task of a family it lacks
+    # (kind, name) -> the families a requested component was skipped for,
+    # so that each component gets one note naming them all
     unsupported: dict[tuple[str, str], list[str]] = {}
 
     def needs_negatives(loss: str) -> bool:
