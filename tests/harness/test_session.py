@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import results_json
 
 
+@pytest.mark.late  # reads the warm-up's embeddings (tests/conftest.py)
 def test_quick_suite_runs_and_prints_ranked_tables(run_harness, data_dir):
     done = run_harness("bench", env={"HARNESS_DATA_DIR": str(data_dir)})
     assert done.returncode == 0, done.stdout + done.stderr

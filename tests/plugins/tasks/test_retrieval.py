@@ -51,6 +51,7 @@ def zero_shot_scifact(run_harness, data_dir):
     return ours
 
 
+@pytest.mark.late  # reads the warm-up's embeddings (tests/conftest.py)
 def test_zero_shot_scifact_agrees_with_mteb_evaluator(
     zero_shot_scifact, data_dir, cache_dir
 ):

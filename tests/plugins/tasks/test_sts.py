@@ -42,6 +42,7 @@ def by_task(rows: list[dict[str, object]]) -> dict[tuple[str, str], dict]:
 # -- (a) zero-shot agreement with MTEB -------------------------------------------------
 
 
+@pytest.mark.late  # reads the warm-up's embeddings (tests/conftest.py)
 def test_zero_shot_stsb_agrees_with_mteb(run_harness, data_dir):
     done = run_harness(
         "bench",
@@ -283,6 +284,7 @@ def test_supervised_and_unsupervised_training_runs(run_harness, data_dir):
 # -- (d) the evaluation-only years ----------------------------------------------------
 
 
+@pytest.mark.late  # reads the warm-up's embeddings (tests/conftest.py)
 def test_sts_years_evaluate_zero_shot(run_harness, data_dir):
     """One year end to end against its published score (the years share one
     file and one reader; test_sts_data checks each year's pairs)."""
