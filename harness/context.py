@@ -43,6 +43,27 @@ class ComponentRef:
     plugin: str
 
 
+def _broken_promise(batch: CandidateBatch) -> str | None:
+    """What is wrong with the protocol's ``fewest_allowed``, if anything.
+
+    A sampler may trust the promise and skip looking for short rows
+    (:func:`harness.sampling.uniform_negatives`); a short row then hands it
+    known positives.  Checked only once a sampler has returned one, so a
+    protocol's wrong count fails its run under the task's name, not the
+    sampler's, at no cost to a step that passes.
+    """
+    if batch.fewest_allowed is None or not batch.size:
+        return None
+    fewest = batch.num_candidates - int(batch.known_positive.sum(dim=1).max())
+    if batch.fewest_allowed <= fewest:
+        return None
+    return (
+        f"promised every row at least {batch.fewest_allowed} candidates that are "
+        f"not known positives (CandidateBatch.fewest_allowed), but a row has "
+        f"{fewest}"
+    )
+
+
 class _Guard:
     """:meth:`RunContext.guard`: a plain class, not a generator-based context
     manager, as it wraps component calls in every training step."""
@@ -328,6 +349,9 @@ class RunContext:
             )
         # any(): the max of the bytes costs a third of a bool any() on the CPU
         if hits.view(torch.uint8).max():
+            broken = _broken_promise(batch)
+            if broken is not None and "task" in self.refs:
+                raise self.violation("task", broken)
             row, col = (int(i) for i in hits.nonzero()[0])
             cand = int(batch.candidate_ids[row, chosen[row, col]])
             raise self.violation(

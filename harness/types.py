@@ -222,7 +222,9 @@ class CandidateBatch:
         the row's known positives), when the protocol counted them; None when
         it did not.  A promise of the protocol: a sampler that needs K
         drawable columns per row skips looking for short rows when this is at
-        least K (:func:`harness.sampling.uniform_negatives`).
+        least K (:func:`harness.sampling.uniform_negatives`).  A sampler led
+        by a broken promise to a known positive fails the run under the
+        task's name, not its own.
     """
 
     anchor_ids: torch.Tensor

@@ -6,12 +6,19 @@ import pytest
 import torch
 
 from harness import Evaluation, Loss, Sampler, Task, TextEncoder, hookimpl
-from harness.context import RunContext
+from harness.context import ComponentRef, RunContext
 from harness.errors import ContractError
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.runner import execute
 from harness.testing import make_candidate_batch, make_context
-from harness.types import DatasetRef, Negatives, Run, RunSpec, ScoredBatch
+from harness.types import (
+    CandidateBatch,
+    DatasetRef,
+    Negatives,
+    Run,
+    RunSpec,
+    ScoredBatch,
+)
 
 
 class TinyTask(Task):
@@ -173,6 +180,30 @@ def test_sampler_output_is_checked(value, message):
     context = make_context(sampler=Returns(value))
     with pytest.raises(ContractError, match=message):
         context.sample_negatives(make_candidate_batch(), 3)
+
+
+def test_a_broken_fewest_allowed_promise_is_the_tasks_fault():
+    """A protocol that over-counts the drawable columns leads a trusting
+    sampler to a known positive: the run fails under the task's name."""
+    from negbench_plugins.samplers.random import RandomSampler
+
+    known = torch.zeros(4, 10, dtype=torch.bool)
+    known[2, 1:] = True  # row 2 has a single drawable column
+    honest = make_candidate_batch(batch_size=4, num_candidates=10)
+    fields = {name: getattr(honest, name) for name in honest.__dataclass_fields__}
+    context = make_context(sampler=RandomSampler())
+    context.refs["task"] = ComponentRef("task", "miscounting", "test-plugin")
+    lying = CandidateBatch(**{**fields, "known_positive": known, "fewest_allowed": 9})
+    with pytest.raises(ContractError) as failure:
+        context.sample_negatives(lying, 3)
+    assert failure.value.kind == "task" and failure.value.name == "miscounting"
+    assert "at least 9 candidates" in str(failure.value)
+    assert "but a row has 1" in str(failure.value)
+    # the honest count: the sampler finds the short row and repeats its column
+    answer = context.sample_negatives(
+        CandidateBatch(**{**fields, "known_positive": known, "fewest_allowed": 1}), 3
+    )
+    assert answer.positions[2].tolist() == [0, 0, 0]
 
 
 class BadLoss(Loss):
