@@ -4,13 +4,14 @@ A bundle is one JSON document (gzip-compressed when its file name ends in
 ``.gz``) holding every selected run with its per-item scores, environment,
 versions and timings, plus the plugins that provided the runs' components::
 
-    {"bundle_schema": 2, "created_at": ..., "negbench_version": ...,
+    {"bundle_schema": 3, "created_at": ..., "negbench_version": ...,
      "plugins": [{"name", "distribution", "version"}, ...],
      "tasks": {name: {"family", "main_metric", "higher_is_better",
                       "description"}, ...},
      "runs": [RunResult.to_dict(per_item=True), ...],
      "hashes": {run_id: sha256 of the run's canonical JSON},
-     "content_sha256": sha256 of the canonical JSON of "runs"}
+     "content_sha256": sha256 of the canonical JSON of "runs",
+     "tasks_sha256": sha256 of the canonical JSON of "tasks"}
 
 The hashes are integrity checks, not signatures: they catch a bundle whose
 numbers were edited by hand (or damaged) after packing, and the recomputed
@@ -23,7 +24,9 @@ submission and a re-run of suspicious rows remain the defence against that.
 leaderboard how to rank a task that is not installed where it is built: a
 third-party task whose main metric is lower-is-better would otherwise be
 ranked as higher-is-better.  Each entry must agree with its runs' family and
-main metric.
+main metric.  Schema 3 adds ``tasks_sha256``: a task info edited after
+packing (``higher_is_better`` turned round, say) is caught like an edited
+metric.  Schema-2 bundles, without it, are still read.
 
 Accepted bundles are copied, byte for byte, into a ``submissions`` folder
 next to the result store and named by their content hash, so adding the same
@@ -76,11 +79,11 @@ __all__ = [
     "write_bundle",
 ]
 
-#: version of the bundle layout this harness writes (2: with ``tasks``)
-BUNDLE_SCHEMA = 2
+#: version of the bundle layout this harness writes (3: ``tasks`` and their hash)
+BUNDLE_SCHEMA = 3
 
-#: the layouts it reads (schema 1: without ``tasks``)
-_READABLE_SCHEMAS = (1, 2)
+#: the layouts it reads (schema 1: without ``tasks``; 2: without their hash)
+_READABLE_SCHEMAS = (1, 2, 3)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -122,19 +125,21 @@ def make_bundle(
     # Through canonical JSON once, so the dict holds only JSON values and its
     # hashes are those a reader computes from the file.
     runs = json.loads(canonical_json([r.to_dict(per_item=True) for r in results]))
+    task_records = {
+        name: _task_record(info)
+        for name, info in sorted((tasks or {}).items())
+        if name in {r.spec.task for r in results}
+    }
     bundle = {
         "bundle_schema": BUNDLE_SCHEMA,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "negbench_version": __version__,
         "plugins": [dict(p) for p in plugins],
-        "tasks": {
-            name: _task_record(info)
-            for name, info in sorted((tasks or {}).items())
-            if name in {r.spec.task for r in results}
-        },
+        "tasks": task_records,
         "runs": runs,
         "hashes": {run["run_id"]: _sha256(run) for run in runs},
         "content_sha256": _sha256(runs),
+        "tasks_sha256": _sha256(task_records),
     }
     _validate(bundle, "new bundle")
     return bundle
@@ -310,8 +315,10 @@ _BUNDLE_FIELDS: dict[str, _Type] = {
     "hashes": STRINGS,
     "content_sha256": STR,
 }
-#: schema 2's top-level fields: schema 1's and ``tasks``
-_SCHEMA_2_FIELDS: dict[str, _Type] = {**_BUNDLE_FIELDS, "tasks": OBJECTS}
+#: the top-level fields of each readable schema: 2 adds ``tasks``, 3 their hash
+_SCHEMA_FIELDS: dict[int, dict[str, _Type]] = {1: _BUNDLE_FIELDS}
+_SCHEMA_FIELDS[2] = {**_SCHEMA_FIELDS[1], "tasks": OBJECTS}
+_SCHEMA_FIELDS[3] = {**_SCHEMA_FIELDS[2], "tasks_sha256": STR}
 _TASK_FIELDS: dict[str, _Type] = {
     "family": STR,
     "main_metric": STR,
@@ -371,12 +378,13 @@ def _validate(bundle: Mapping[str, Any], source: str) -> list[RunResult]:
         raise BundleError(f"{source}: missing field 'bundle_schema' (not a bundle?)")
     schema = bundle["bundle_schema"]
     if schema not in _READABLE_SCHEMAS or isinstance(schema, bool):
-        readable = " and ".join(map(str, _READABLE_SCHEMAS))
+        *first, last = map(str, _READABLE_SCHEMAS)
+        readable = f"{', '.join(first)} and {last}"
         raise BundleError(
             f"{source}: unknown bundle_schema {schema!r} (this harness reads "
             f"{readable}); upgrade negbench"
         )
-    _check_fields(bundle, _SCHEMA_2_FIELDS if schema == 2 else _BUNDLE_FIELDS, source)
+    _check_fields(bundle, _SCHEMA_FIELDS[schema], source)
     for index, plugin in enumerate(bundle["plugins"]):
         where = f"{source}: plugins[{index}]"
         if not isinstance(plugin, dict):
@@ -394,6 +402,11 @@ def _validate(bundle: Mapping[str, Any], source: str) -> list[RunResult]:
         raise BundleError(
             f"{source}: content_sha256 mismatch — runs were added, removed, "
             "reordered or edited after packing"
+        )
+    if "tasks_sha256" in bundle and _sha256(bundle["tasks"]) != bundle["tasks_sha256"]:
+        raise BundleError(
+            f"{source}: tasks_sha256 mismatch — task infos were added, removed or "
+            "edited after packing"
         )
     return results
 

@@ -132,11 +132,12 @@ def rejected(path: Path) -> str:
 def test_bundle_layout(tmp_path: Path) -> None:
     path = write(tmp_path, "b.json")
     bundle = load_plain(path)
-    assert bundle["bundle_schema"] == 2
+    assert bundle["bundle_schema"] == 3
     assert bundle["plugins"] == PLUGINS
     assert bundle["created_at"].endswith("+00:00")
     assert set(bundle["hashes"]) == {r["run_id"] for r in bundle["runs"]}
     assert len(bundle["content_sha256"]) == 64
+    assert len(bundle["tasks_sha256"]) == 64
     assert bundle["runs"][0]["per_item"] == {"mrr": {"0:head": 0.5, "0:tail": 1 / 3}}
     assert bundle["tasks"] == {
         "nations": {
@@ -152,13 +153,41 @@ def test_a_schema_1_bundle_is_still_read_without_task_infos(tmp_path: Path) -> N
     path = write(tmp_path, "b.json")
     bundle = load_plain(path)
     bundle["bundle_schema"] = 1  # as packed before bundles carried task infos
-    tasks = bundle.pop("tasks")  # outside the hashes: nothing else changes
+    del bundle["tasks_sha256"]
+    tasks = bundle.pop("tasks")  # outside the runs' hashes: nothing else changes
     save_plain(path, bundle)
     old, results = read_bundle(path)
     assert bundle_tasks(old) == {} and len(results) == 2
     bundle["tasks"] = tasks  # a field schema 1 does not have
     save_plain(path, bundle)
     assert "unknown field 'tasks'" in rejected(path)
+
+
+def test_a_schema_2_bundle_is_still_read_without_the_tasks_hash(
+    tmp_path: Path,
+) -> None:
+    path = write(tmp_path, "b.json")
+    bundle = load_plain(path)
+    bundle["bundle_schema"] = 2  # as packed before task infos were hashed
+    del bundle["tasks_sha256"]
+    save_plain(path, bundle)
+    old, results = read_bundle(path)
+    assert bundle_tasks(old)["nations"].main_metric == "mrr" and len(results) == 2
+    bundle["tasks_sha256"] = "0" * 64  # a field schema 2 does not have
+    save_plain(path, bundle)
+    assert "unknown field 'tasks_sha256'" in rejected(path)
+
+
+def test_an_edited_task_info_is_a_tasks_hash_mismatch(tmp_path: Path) -> None:
+    """Turning a task's ranking round after packing is caught like an edited
+    metric (the runs' own hashes do not cover the task infos)."""
+    path = write(tmp_path, "b.json")
+    bundle = load_plain(path)
+    bundle["tasks"]["nations"]["higher_is_better"] = False
+    save_plain(path, bundle)
+    assert rejected(path).endswith(
+        "tasks_sha256 mismatch — task infos were added, removed or edited after packing"
+    )
 
 
 def _board_run(task: str, metric: str, sampler: str, seed: int, value: float):
@@ -363,7 +392,8 @@ def _set(bundle: dict[str, Any], where: str, value: Any) -> None:
     ("where", "value", "reason"),
     [
         ("bundle_schema", ..., "missing field 'bundle_schema'"),
-        ("bundle_schema", 3, "unknown bundle_schema 3 (this harness reads 1 and 2)"),
+        ("bundle_schema", 4, "unknown bundle_schema 4 (this harness reads 1, 2 and 3)"),
+        ("tasks_sha256", ..., "missing field 'tasks_sha256'"),
         ("tasks", ..., "missing field 'tasks'"),
         ("runs", {}, "field 'runs' must be a list, got dict"),
         ("content_sha256", ..., "missing field 'content_sha256'"),
