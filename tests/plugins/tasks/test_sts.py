@@ -239,7 +239,6 @@ def test_year_tasks_locate_both_datasets(data_dir, tmp_path):
 # -- (c) training runs through the CLI -------------------------------------------------
 
 
-@pytest.mark.late  # reads the warm-up's embeddings (tests/conftest.py)
 def test_supervised_and_unsupervised_training_runs(run_harness, data_dir):
     done = run_harness(
         "bench",
