@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -11,14 +13,7 @@ from harness.errors import ContractError
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.runner import execute
 from harness.testing import make_candidate_batch, make_context
-from harness.types import (
-    CandidateBatch,
-    DatasetRef,
-    Negatives,
-    Run,
-    RunSpec,
-    ScoredBatch,
-)
+from harness.types import DatasetRef, Negatives, Run, RunSpec, ScoredBatch
 
 
 class TinyTask(Task):
@@ -189,20 +184,18 @@ def test_a_broken_fewest_allowed_promise_is_the_tasks_fault():
 
     known = torch.zeros(4, 10, dtype=torch.bool)
     known[2, 1:] = True  # row 2 has a single drawable column
-    honest = make_candidate_batch(batch_size=4, num_candidates=10)
-    fields = {name: getattr(honest, name) for name in honest.__dataclass_fields__}
+    batch = make_candidate_batch(batch_size=4, num_candidates=10)
     context = make_context(sampler=RandomSampler())
     context.refs["task"] = ComponentRef("task", "miscounting", "test-plugin")
-    lying = CandidateBatch(**{**fields, "known_positive": known, "fewest_allowed": 9})
+    lying = replace(batch, known_positive=known, fewest_allowed=9)
     with pytest.raises(ContractError) as failure:
         context.sample_negatives(lying, 3)
     assert failure.value.kind == "task" and failure.value.name == "miscounting"
     assert "at least 9 candidates" in str(failure.value)
     assert "but a row has 1" in str(failure.value)
     # the honest count: the sampler finds the short row and repeats its column
-    answer = context.sample_negatives(
-        CandidateBatch(**{**fields, "known_positive": known, "fewest_allowed": 1}), 3
-    )
+    honest = replace(batch, known_positive=known, fewest_allowed=1)
+    answer = context.sample_negatives(honest, 3)
     assert answer.positions[2].tolist() == [0, 0, 0]
 
 
