@@ -114,11 +114,11 @@ def embedding_warm_up(
     try:
         yield
     finally:
-        stopped = warm_up.poll() is None
-        if stopped:  # a partial session: stop it and its workers
+        still_running = warm_up.poll() is None
+        if still_running:  # a partial session: stop it and its workers
             os.killpg(warm_up.pid, signal.SIGKILL)
         warm_up.wait()
-    if not stopped and warm_up.returncode != 0:
+    if not still_running and warm_up.returncode != 0:
         # the late tests passed without it, slowly: say so rather than let
         # the suite's time creep back up unexplained
         tail = (workdir / "warm-up.log").read_text().strip().splitlines()[-3:]
