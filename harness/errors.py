@@ -24,7 +24,9 @@ __all__ = [
 class ExitCode(enum.IntEnum):
     """Process exit status of the ``harness`` command."""
 
-    #: every run that was asked for succeeded (or was already stored)
+    #: every run that was asked for succeeded (or was already stored, or is
+    #: being executed by another live ``harness bench`` on the same store,
+    #: which the final lines name)
     OK = 0
     #: at least one run failed; the others completed and are stored
     RUNS_FAILED = 1

@@ -72,6 +72,9 @@ class Session:
         self.notes: list[str] = []
         self.runs: list[Run] = []
         self.planned: list[Run] = []
+        #: run id -> "host pid N" of planned runs that another live
+        #: ``harness bench`` on the same store is executing (skipped here)
+        self.elsewhere: dict[str, str] = {}
         self.results: list[RunResult] = []
         self.tasks: dict[str, TaskInfo] = {}
         self.exitstatus: ExitCode = ExitCode.OK

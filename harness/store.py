@@ -379,6 +379,7 @@ def harness_modify_runs(session: Session, runs: list[Run]) -> None:
             )
     held = store.claim((r.run_id for r in runs), take_foreign=session.options.rerun)
     if held:
+        session.elsewhere.update(held)
         runs[:] = [r for r in runs if r.run_id not in held]
         holders = ", ".join(sorted(set(held.values())))
         session.notes.append(

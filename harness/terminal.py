@@ -170,9 +170,33 @@ def harness_session_finish(session: Session, results: Sequence[RunResult]) -> No
         _report_interruption(session, results)
         return
     if not results:
-        console.print("[yellow]no runs:[/] the matrix is empty after filtering")
+        if session.elsewhere:
+            console.print(
+                f"[yellow]no results yet:[/] {_elsewhere(session, results)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            console.print("[yellow]no runs:[/] the matrix is empty after filtering")
         return
     _report_results(session, results)
+
+
+def _elsewhere(session: Session, results: Sequence[RunResult]) -> str:
+    """The planned runs that another bench was still executing at the end
+    (it may have stored some meanwhile: those are in ``results``)."""
+    shown = {r.run_id for r in results}
+    holders = {
+        holder for run_id, holder in session.elsewhere.items() if run_id not in shown
+    }
+    if not holders:
+        return ""
+    running = sum(run_id not in shown for run_id in session.elsewhere)
+    return (
+        f"{running} run(s) of this matrix are still being executed by another "
+        f"harness bench on this store ({', '.join(sorted(holders))}); the same "
+        "command shows them once it has finished"
+    )
 
 
 def _report_interruption(session: Session, results: Sequence[RunResult]) -> None:
@@ -206,4 +230,9 @@ def _report_results(session: Session, results: Sequence[RunResult]) -> None:
             f"[red]FAILED[/] {result.spec.label}: {result.error}",
             highlight=False,
             soft_wrap=True,
+        )
+    elsewhere = _elsewhere(session, results)
+    if elsewhere:
+        console.print(
+            f"[yellow]not shown:[/] {elsewhere}", highlight=False, soft_wrap=True
         )

@@ -387,6 +387,7 @@ def stand_in_session(
         options=SimpleNamespace(rerun=rerun),
         notes=[],
         tasks=tasks or {},
+        elsewhere={},
     )
 
 
@@ -475,9 +476,15 @@ def test_claims_respect_live_sessions_and_take_over_dead_ones(store: ResultStore
     _claim_as(store, runs[0].run_id, here, 1)  # pid 1 is always alive
     _claim_as(store, runs[1].run_id, here, _dead_pid())  # killed with -9
     _claim_as(store, runs[2].run_id, "elsewhere", 123)  # cannot be checked
+    held_here, held_elsewhere = runs[0].run_id, runs[2].run_id
     session = stand_in_session(store)
     harness_modify_runs(session=session, runs=runs)
     assert [r.spec.seed for r in runs] == [1, 3]
+    # for the final lines, which name the runs not shown and their holders
+    assert session.elsewhere == {
+        held_here: f"{here} pid 1",
+        held_elsewhere: "elsewhere pid 123",
+    }
     assert session.notes == [
         "2 run(s) are being executed by another harness bench on this store "
         f"(elsewhere pid 123, {here} pid 1); skipped"

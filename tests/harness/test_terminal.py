@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +15,7 @@ from harness.config import Selections
 from harness.errors import ExitCode
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.session import BenchOptions, Session
+from harness.store import ResultStore
 
 
 class _CtrlCBeforeAnyResult:
@@ -51,3 +55,70 @@ def test_ctrl_c_before_any_result_says_what_was_not_executed(tmp_path: Path):
         "interrupted: 2 run(s) not executed; every finished run is stored, and "
         "the same command runs the rest"
     )
+
+
+def _bench(tmp_path: Path) -> tuple[Session, list[str]]:
+    """tiny-sts, 2 seeds, inline; the session and its report's lines."""
+    out = io.StringIO()
+    session = Session(
+        make_plugin_host(PluginOptions(autoload=False)),
+        BenchOptions(
+            selections=Selections(
+                task=["tiny-sts"], model=["bow"], loss=["infonce"], sampler=["random"]
+            ),
+            seeds=2,
+            jobs=0,
+            store=tmp_path / "results.db",
+            plugin_options=PluginOptions(autoload=False),
+        ),
+        Console(file=out, width=400),
+    )
+    assert session.run() == ExitCode.OK
+    return session, out.getvalue().strip().splitlines()
+
+
+def test_runs_another_bench_is_executing_are_named_not_called_an_empty_matrix(
+    tmp_path: Path,
+):
+    """A bench skips the runs another live bench on its store has claimed,
+    and its last line says how many and whose: neither "the matrix is
+    empty" (what it said at first) nor silence about the missing rows."""
+    store_path = tmp_path / "results.db"
+    session, _ = _bench(tmp_path)  # stores both seeds: their run ids
+    seed_0, seed_1 = sorted(session.results, key=lambda r: r.spec.seed)
+    store_path.unlink()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        where = f"{socket.gethostname()} pid {other.pid}"
+        with ResultStore(store_path) as store, store._db:  # as its claim() does
+            store._db.executemany(
+                "INSERT INTO claims VALUES (?, ?, ?, '2026-01-01T00:00:00+00:00')",
+                [(r.run_id, socket.gethostname(), other.pid) for r in (seed_0, seed_1)],
+            )
+        session, lines = _bench(tmp_path)
+        assert session.results == []
+        assert lines[-1] == (
+            "no results yet: 2 run(s) of this matrix are still being executed by "
+            f"another harness bench on this store ({where}); the same command "
+            "shows them once it has finished"
+        )
+
+        # the other bench stored seed 0 (which drops its claim) and is still
+        # executing seed 1: this bench shows seed 0 and names seed 1's holder
+        with ResultStore(store_path) as store:
+            store.save(seed_0)
+        session, lines = _bench(tmp_path)
+        assert session.results == []
+        assert "0 run(s) executed, 1 from the store; 1 ok, 0 failed" in lines
+        assert lines[-1] == (
+            "not shown: 1 run(s) of this matrix are still being executed by "
+            f"another harness bench on this store ({where}); the same command "
+            "shows them once it has finished"
+        )
+    finally:
+        other.kill()
+        other.wait()
+    # its process is gone: the next bench takes over the claim and runs it
+    session, lines = _bench(tmp_path)
+    assert [r.run_id for r in session.results] == [seed_1.run_id]
+    assert "not shown" not in "\n".join(lines)
