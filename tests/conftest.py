@@ -6,8 +6,10 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,6 +171,32 @@ def results_json(run_harness: RunHarness, *args: str) -> list[dict[str, object]]
     assert done.returncode == 0, done.stderr
     data: list[dict[str, object]] = json.loads(done.stdout)
     return data
+
+
+def assert_no_process_left(tmp_path, message: str, timeout: float = 5) -> None:
+    """No process of the bench is left within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        # the forkserver's command line names this test's folder (its sys.path)
+        survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 on no match
+            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+        )
+        if not survivors.stdout.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert survivors.stdout.strip() == "", message
+
+
+def assert_store_is_whole(db_path) -> None:
+    """SQLite's own check, no claim left behind, per-item scores for every ok run."""
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)
+        bare = conn.execute(
+            "SELECT COUNT(*) FROM runs WHERE status = 'ok' AND run_id NOT IN "
+            "(SELECT run_id FROM item_scores)"
+        ).fetchone()
+        assert bare == (0,)
 
 
 def executor_bench(tiny_beir: Path) -> tuple[str, ...]:

@@ -12,7 +12,12 @@ import threading
 import time
 
 import pytest
-from conftest import TOY, results_json
+from conftest import (
+    TOY,
+    assert_no_process_left,
+    assert_store_is_whole,
+    results_json,
+)
 
 TRAIN = (
     "--param",
@@ -280,7 +285,7 @@ def test_kill_minus_9_loses_at_most_the_run_in_flight(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     # workers notice the dead parent within 0.5 s
-    _assert_no_process_left(tmp_path, "worker processes outlived the killed session")
+    assert_no_process_left(tmp_path, "worker processes outlived the killed session")
     before = {r["run_id"] for r in results_json(run_harness)}
     assert 1 <= len(before) < 4
     again = subprocess.run(
@@ -312,20 +317,6 @@ def _wait_until_a_run_is_stored(db, timeout: float = 120) -> None:
             except sqlite3.OperationalError:
                 stored = 0
     assert stored >= 1, "no run finished before the deadline"
-
-
-def _assert_no_process_left(tmp_path, message: str, timeout: float = 5) -> None:
-    """No process of the bench is left within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        # the forkserver's command line names this test's folder (its sys.path)
-        survivors = subprocess.run(  # noqa: PLW1510 - pgrep exits 1 on no match
-            ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
-        )
-        if not survivors.stdout.strip() or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert survivors.stdout.strip() == "", message
 
 
 def _take_ctrl_c() -> None:
@@ -365,21 +356,9 @@ def test_ctrl_c_stops_the_bench_keeps_finished_runs_and_leaves_no_process(
         .splitlines()[-1]
         .startswith("interrupted: 2 run(s) not executed")
     ), out
-    _assert_no_process_left(tmp_path, "processes outlived the interrupted bench")
-    _store_is_whole(tmp_path / "harness-results" / "results.db")
+    assert_no_process_left(tmp_path, "processes outlived the interrupted bench")
+    assert_store_is_whole(tmp_path / "harness-results" / "results.db")
     assert [r["seed"] for r in results_json(run_harness)] == [0]
-
-
-def _store_is_whole(db_path) -> None:
-    """SQLite's own check, no claim left behind, per-item scores for every ok run."""
-    with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)
-        bare = conn.execute(
-            "SELECT COUNT(*) FROM runs WHERE status = 'ok' AND run_id NOT IN "
-            "(SELECT run_id FROM item_scores)"
-        ).fetchone()
-        assert bare == (0,)
 
 
 def test_kill_minus_9_at_each_point_then_resume_completes(run_harness, tmp_path):
@@ -394,7 +373,7 @@ def test_kill_minus_9_at_each_point_then_resume_completes(run_harness, tmp_path)
     results = results_json(run_harness)
     assert sorted(r["seed"] for r in results) == [0, 1]  # each exactly once
     assert all(r["status"] == "ok" for r in results)
-    _store_is_whole(tmp_path / "harness-results" / "results.db")
+    assert_store_is_whole(tmp_path / "harness-results" / "results.db")
 
 
 def test_concurrent_benches_on_one_store_split_the_work(
@@ -441,7 +420,7 @@ def test_concurrent_benches_on_one_store_split_the_work(
     pairs = sorted((r["sampler"], r["seed"]) for r in results)
     assert pairs == [("random", 0), ("random", 1), ("sleepy", 0), ("sleepy", 1)]
     assert all(r["status"] == "ok" for r in results)
-    _store_is_whole(db)
+    assert_store_is_whole(db)
 
 
 def test_usage_errors_are_one_line_with_exit_4(run_harness, tiny_beir, tmp_path):
