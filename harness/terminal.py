@@ -195,7 +195,7 @@ def _elsewhere(session: Session, results: Sequence[RunResult]) -> str:
     return (
         f"{running} run(s) of this matrix are still being executed by another "
         f"harness bench on this store ({', '.join(sorted(holders))}); the same "
-        "command shows them once it has finished"
+        "command shows them once it has finished, or runs them if it stopped"
     )
 
 

@@ -100,7 +100,7 @@ def test_runs_another_bench_is_executing_are_named_not_called_an_empty_matrix(
         assert lines[-1] == (
             "no results yet: 2 run(s) of this matrix are still being executed by "
             f"another harness bench on this store ({where}); the same command "
-            "shows them once it has finished"
+            "shows them once it has finished, or runs them if it stopped"
         )
 
         # the other bench stored seed 0 (which drops its claim) and is still
@@ -113,7 +113,7 @@ def test_runs_another_bench_is_executing_are_named_not_called_an_empty_matrix(
         assert lines[-1] == (
             "not shown: 1 run(s) of this matrix are still being executed by "
             f"another harness bench on this store ({where}); the same command "
-            "shows them once it has finished"
+            "shows them once it has finished, or runs them if it stopped"
         )
     finally:
         other.kill()
