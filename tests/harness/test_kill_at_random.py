@@ -5,8 +5,9 @@ evaluation, the store write) on a toy task.  This test does what a user
 does instead: it starts a real matrix (three task families on real data,
 in worker processes), kills it with SIGKILL at a random moment, sometimes
 while a second bench shares the store, sometimes with its whole process
-group, and starts it again, until a bench finishes unkilled.  Then every
-run must be stored exactly once, whole, with the metrics of an
+group, and starts it again; eight times, and then the same command is left
+to finish.  What is stored must be whole and right after every kill, and
+in the end every run must be stored exactly once, with the metrics of an
 uninterrupted bench of the same matrix.
 
 The random moments come from ``NEGBENCH_KILL_SEED`` (default: a fresh
@@ -30,9 +31,9 @@ from conftest import assert_no_process_left, assert_store_is_whole
 
 pytestmark = pytest.mark.slow
 
-# Seconds each family takes here are the point: KGE runs mine (top-k, HaSa),
-# multi-label and synth-fn runs are short, so a random moment lands in every
-# phase and between runs.
+# Three families of runs of a few seconds each, with different phases (the
+# KGE runs mine with top-k and HaSa): a random moment lands in mining,
+# training, evaluation, a store write or between runs.
 SUITE = """
 name = "kill-at-random"
 seeds = 2
