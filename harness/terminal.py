@@ -186,15 +186,12 @@ def _elsewhere(session: Session, results: Sequence[RunResult]) -> str:
     """The planned runs that another bench was still executing at the end
     (it may have stored some meanwhile: those are in ``results``)."""
     shown = {r.run_id for r in results}
-    holders = {
-        holder for run_id, holder in session.elsewhere.items() if run_id not in shown
-    }
-    if not holders:
+    missing = [h for run_id, h in session.elsewhere.items() if run_id not in shown]
+    if not missing:
         return ""
-    running = sum(run_id not in shown for run_id in session.elsewhere)
     return (
-        f"{running} run(s) of this matrix are still being executed by another "
-        f"harness bench on this store ({', '.join(sorted(holders))}); the same "
+        f"{len(missing)} run(s) of this matrix are still being executed by another "
+        f"harness bench on this store ({', '.join(sorted(set(missing)))}); the same "
         "command shows them once it has finished, or runs them if it stopped"
     )
 
