@@ -563,6 +563,10 @@ def test_same_config_and_seed_give_identical_numbers(run_harness):
         "task.nations.epochs=3",
         "--threads",
         "1",
+        # on a GPU machine the default would be the GPU, whose kernels need
+        # not repeat bit for bit (tests/harness/test_gpu.py covers it)
+        "--device",
+        "cpu",
     )
     first = run_harness(*args)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -580,6 +584,7 @@ def test_same_config_and_seed_give_identical_numbers(run_harness):
     # what could explain a difference elsewhere is recorded with the run
     environment = after["environment"]
     assert environment["torch_threads"] == 1
+    assert environment["device"] == "cpu"
     assert {"device", "torch_interop_threads", "packages"} <= environment.keys()
     assert (
         environment["packages"]["torch"] == before["environment"]["packages"]["torch"]
