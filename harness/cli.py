@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .errors import ExitCode, UsageError
@@ -335,6 +336,7 @@ def cmd_new_plugin(args: argparse.Namespace, console: Console) -> ExitCode:
         f"wrote {folder}: pip install -e {folder} && pytest {folder} && "
         f"harness validate {args.name}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     return ExitCode.OK
@@ -362,7 +364,8 @@ def cmd_plugins(args: argparse.Namespace, console: Console) -> ExitCode:
             f"{k}: {', '.join(v)}" for k, v in info.components.items()
         )
         hooks = ", ".join(h.removeprefix("harness_") for h in info.hooks)
-        table.add_row(info.name, info.origin, info.detail, components, hooks)
+        cells = (info.name, info.origin, info.detail, components, hooks)
+        table.add_row(*map(escape, cells))  # a path may hold "[...]": not markup
     console.print(table)
     return ExitCode.OK
 
@@ -413,7 +416,7 @@ def cmd_results(args: argparse.Namespace, console: Console) -> ExitCode:
         score = (
             f"{r.main_metric}={r.main_score:.4f}" if r.main_score is not None else ""
         )
-        table.add_row(
+        cells = (
             r.run_id,
             r.spec.task,
             r.spec.model,
@@ -424,6 +427,7 @@ def cmd_results(args: argparse.Namespace, console: Console) -> ExitCode:
             score,
             r.error or "",
         )
+        table.add_row(*map(escape, cells))  # an error may hold "[...]": not markup
     console.print(table)
     return ExitCode.OK
 
@@ -447,7 +451,7 @@ def cmd_submit(args: argparse.Namespace, console: Console) -> ExitCode:
             tasks[name] = registry.get(name).cls.info(name)
     bundle = make_bundle(results, component_plugins(host, results), tasks)
     write_bundle(bundle, args.out)
-    console.print(f"{len(results)} run(s) packed into {args.out}")
+    console.print(f"{len(results)} run(s) packed into {args.out}", markup=False)
     return ExitCode.OK
 
 
@@ -457,10 +461,11 @@ def cmd_leaderboard_add(args: argparse.Namespace, console: Console) -> ExitCode:
     notes: list[str] = []
     path, results = add_bundle(args.bundle, submissions_dir_for(args.store), notes)
     for note in notes:
-        console.print(f"note: {note}")
+        console.print(f"note: {note}", markup=False)
     if not notes:  # a note says the bundle was already there
         console.print(
-            f"{len(results)} run(s) accepted from {args.bundle}; kept as {path}"
+            f"{len(results)} run(s) accepted from {args.bundle}; kept as {path}",
+            markup=False,
         )
     return ExitCode.OK
 
@@ -515,7 +520,8 @@ def cmd_leaderboard(args: argparse.Namespace, console: Console) -> ExitCode:
     console.print(
         f"leaderboard of {len(results)} run(s) ({len(submitted)} submitted) "
         f"written to {args.out}; open {args.out / 'index.html'} or run "
-        f"`harness leaderboard serve --dir {args.out}`"
+        f"`harness leaderboard serve --dir {args.out}`",
+        markup=False,
     )
     _exit_when_done.set()  # every file is written and closed; only stdio is left
     return ExitCode.OK
@@ -566,7 +572,10 @@ def _serve(directory: Path, port: int, console: Console) -> ExitCode:
         http.server.SimpleHTTPRequestHandler, directory=str(directory)
     )
     with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        console.print(f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)")
+        console.print(
+            f"serving {directory} at http://127.0.0.1:{port}/ (Ctrl-C stops)",
+            markup=False,
+        )
         server.serve_forever()
     return ExitCode.OK
 

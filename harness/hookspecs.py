@@ -185,7 +185,8 @@ def harness_result(session: Session, result: RunResult) -> None:
 
     :param session: the bench session.
     :param result: the run's outcome.  The built-in store writes it to the
-        result database; the terminal reporter prints a line.
+        result database first (``tryfirst``), so an implementation that
+        raises loses no result; the terminal reporter prints a line.
 
     Called in the main process, once per executed run, in completion order.
     """

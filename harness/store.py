@@ -409,8 +409,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def harness_result(session: Session, result: RunResult) -> None:
-    """Persist every finished run as soon as it arrives."""
+    """Persist every finished run as soon as it arrives, before any other
+    plugin sees it: a reporter that fails cannot lose the result."""
     if session.store is not None:
         session.store.save(result)

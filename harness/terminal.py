@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -43,7 +44,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def format_result_line(result: RunResult) -> str:
     spec = result.spec
-    label = (
+    # escaped: a task argument or an error may hold "[...]", which rich
+    # would read as markup (and fail on a stray closing tag)
+    label = escape(
         f"{spec.task} · {spec.model} · {spec.loss} · {spec.sampler} · seed {spec.seed}"
     )
     seconds = result.timings.get("total") or sum(
@@ -56,7 +59,7 @@ def format_result_line(result: RunResult) -> str:
             f"[green]✓[/] {label}  [bold]{result.main_metric}="
             f"{_fmt(result.main_score)}[/]  ({seconds:.1f}s)"
         )
-    return f"[red]✗ {label}  FAILED:[/] {result.error}"
+    return f"[red]✗ {label}  FAILED:[/] {escape(str(result.error))}"
 
 
 def leaderboard_tables(board: Leaderboard) -> list[Table]:
@@ -68,7 +71,7 @@ def leaderboard_tables(board: Leaderboard) -> list[Table]:
             continue
         extra = [m for m in rows[0].metrics if m != info.main_metric][:_KEY_METRICS]
         table = Table(
-            title=f"{task} ({info.family}) — ranked by {info.main_metric}",
+            title=escape(f"{task} ({info.family}) — ranked by {info.main_metric}"),
             title_justify="left",
         )
         table.add_column("#", justify="right")
@@ -85,9 +88,9 @@ def leaderboard_tables(board: Leaderboard) -> list[Table]:
             table.add_row(
                 str(row.rank),
                 str(row.group),
-                row.model,
-                row.loss,
-                row.sampler,
+                escape(row.model),
+                escape(row.loss),
+                escape(row.sampler),
                 f"{_fmt(row.mean)} ± {_fmt(row.std)}",
                 str(row.n_seeds) + (f" ({row.failed} failed)" if row.failed else ""),
                 *[_fmt(row.metrics.get(m)) for m in extra],
@@ -118,7 +121,8 @@ class TerminalReporter:
 
     @hookimpl
     def harness_run_phase(self, run: Run, phase: str, detail: str) -> None:
-        text = f"  {run.spec.label}: [cyan]{phase}[/] {detail}"
+        label, phase, detail = escape(run.spec.label), escape(phase), escape(detail)
+        text = f"  {label}: [cyan]{phase}[/] {detail}"
         if run.run_id not in self.active:
             self.active[run.run_id] = self.progress.add_task(text, total=None)
         else:
@@ -145,13 +149,13 @@ class TerminalReporter:
 def harness_session_start(session: Session, runs: Sequence[Run]) -> None:
     for note in session.notes:
         session.console.print(
-            f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True
+            f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True
         )
     session.notes.clear()
     session.console.print(
         f"[bold]harness bench[/]: {len(runs)} run(s) to execute, "
         f"{len(session.planned) - len(runs)} skipped; "
-        f"results in {session.options.store}",
+        f"results in {escape(str(session.options.store))}",
         highlight=False,
     )
     reporter = TerminalReporter(session.console, len(runs))
@@ -165,14 +169,16 @@ def harness_session_start(session: Session, runs: Sequence[Run]) -> None:
 def harness_session_finish(session: Session, results: Sequence[RunResult]) -> None:
     console = session.console
     for note in session.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True
+        )
     if session.exitstatus == ExitCode.INTERRUPTED:
         _report_interruption(session, results)
         return
     if not results:
         if session.elsewhere:
             console.print(
-                f"[yellow]no results yet:[/] {_elsewhere(session, results)}",
+                f"[yellow]no results yet:[/] {escape(_elsewhere(session, results))}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -224,12 +230,14 @@ def _report_results(session: Session, results: Sequence[RunResult]) -> None:
     )
     for result in failed:
         console.print(
-            f"[red]FAILED[/] {result.spec.label}: {result.error}",
+            f"[red]FAILED[/] {escape(result.spec.label)}: {escape(str(result.error))}",
             highlight=False,
             soft_wrap=True,
         )
     elsewhere = _elsewhere(session, results)
     if elsewhere:
         console.print(
-            f"[yellow]not shown:[/] {elsewhere}", highlight=False, soft_wrap=True
+            f"[yellow]not shown:[/] {escape(elsewhere)}",
+            highlight=False,
+            soft_wrap=True,
         )

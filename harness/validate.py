@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import ExitCode, UsageError
 from .plugin import PluginHost, PluginOptions, make_plugin_host
@@ -116,7 +117,7 @@ def validate(target: str, console: Console, *, timeout: float = 600.0) -> ExitCo
     skipped = sum(c.outcome == "skip" for c in checks)
     colour = "red" if failed else "green"
     console.print(
-        f"[{colour}]{target}: {passed} passed, {len(failed)} failed, "
+        f"[{colour}]{escape(target)}: {passed} passed, {len(failed)} failed, "
         f"{skipped} skipped[/]"
     )
     return ExitCode.RUNS_FAILED if failed else ExitCode.OK
@@ -201,9 +202,10 @@ def _families(cls: type) -> str:
 
 def _print(console: Console, check: Check) -> None:
     style = {"pass": "green", "FAIL": "red", "skip": "yellow"}[check.outcome]
-    tail = f": {check.message}" if check.message else ""
+    # escaped: a check's message quotes exceptions, which may hold "[...]"
+    tail = escape(f": {check.message}") if check.message else ""
     console.print(
-        f"  [{style}]{check.outcome:4}[/] {check.name}{tail}",
+        f"  [{style}]{check.outcome:4}[/] {escape(check.name)}{tail}",
         highlight=False,
         soft_wrap=True,
     )

@@ -218,6 +218,53 @@ def test_broken_plugins_fail_only_their_own_runs(run_harness, tiny_beir):
     assert "FAILED" in done.stdout
 
 
+#: a sampler whose error reads like rich markup, with a stray closing tag
+BRACKETED = """
+from harness import Sampler, hookimpl
+
+
+class Bracketed(Sampler):
+    name = "bracketed"
+    families = frozenset({"sts"})
+
+    def sample(self, batch, num_negatives, generator):
+        raise IndexError("index [/3] out of range for [bold] axis")
+
+
+@hookimpl
+def harness_register_samplers():
+    return [Bracketed]
+"""
+
+
+def test_an_error_in_brackets_is_shown_as_it_is(run_harness, tmp_path):
+    """The bench reports it and goes on, and `harness results` shows it:
+    neither reads it as markup (a stray closing tag crashed the bench)."""
+    (tmp_path / "bracketed").mkdir()
+    (tmp_path / "bracketed" / "bracketed.py").write_text(BRACKETED)
+    done = run_harness(
+        *STS_BENCH,
+        *(
+            "--plugins-dir",
+            "bracketed",
+            "--sampler",
+            "bracketed",
+            "--sampler",
+            "random",
+        ),
+    )
+    assert done.returncode == 1, done.stderr
+    error = "raised IndexError: index [/3] out of range for [bold] axis"
+    assert done.stdout.count(error) == 2  # as it failed, and in the summary
+    shown = run_harness("results")
+    assert shown.returncode == 0, shown.stderr
+    # the table wraps the long error: its cells, joined, hold it whole
+    cells = " ".join(
+        line.split("│")[-2].strip() for line in shown.stdout.splitlines() if "│" in line
+    )
+    assert error in cells
+
+
 def test_timeout_and_dead_worker_fail_the_run_only(run_harness, tiny_beir):
     done = bench_tiny(
         run_harness,

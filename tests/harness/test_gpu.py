@@ -1,12 +1,12 @@
 """Every built-in component on a real GPU, through the CLI, as a user runs it.
 
 The executor's and the protocols' CUDA paths (one worker per GPU, each seeing
-only its own device; pools, masks and losses on the device; the range check
-before a GPU gather) are unit-tested elsewhere with mocks only.  These tests
-run them for real: they are marked ``gpu`` and skipped without CUDA
-(``pytest -m gpu`` on a GPU machine).  Each has a CPU twin marked ``slow``
-that runs the same body with ``--device cpu``, so the test itself is checked
-on machines without a GPU (``tox -e slow``).
+only its own device; models, pools' scores, masks and losses on the device)
+are unit-tested elsewhere with mocks only.  These tests run them for real:
+they are marked ``gpu`` and skipped without CUDA (``pytest -m gpu`` on a GPU
+machine; ``.ci/gpu-check`` on one without network).  The cover test has a
+CPU twin marked ``slow`` that runs the same body on the CPU, so the test
+itself is checked on machines without a GPU (``tox -e slow``).
 """
 
 from __future__ import annotations
@@ -201,3 +201,51 @@ def test_ray_gives_a_gpu_run_one_gpu_and_the_local_numbers(run_harness):
         assert abs(run["main_score"] - by_local[run_id]["main_score"]) <= (
             PER_RUN_TOLERANCE
         )
+
+
+#: a sampler that asks the run's GPU for a petabyte
+GPU_MEMORY_HOG = """
+import torch
+
+from harness import Sampler, hookimpl
+
+
+class GPUMemoryHog(Sampler):
+    name = "gpu-memory-hog"
+    families = frozenset({"sts"})
+
+    def sample(self, batch, num_negatives, generator):
+        return torch.empty(1 << 50, dtype=torch.uint8, device="cuda")
+
+
+@hookimpl
+def harness_register_samplers():
+    return [GPUMemoryHog]
+"""
+
+
+@pytest.mark.gpu
+def test_a_sampler_that_exhausts_the_gpu_fails_only_its_own_runs(run_harness, tmp_path):
+    """CUDA's out-of-memory error fails the run under the sampler's name, and
+    the runs after it on the same GPU have all its memory (each run is a
+    process of its own)."""
+    plugins = tmp_path / "gpu_plugins"
+    plugins.mkdir()
+    (plugins / "gpu_hog.py").write_text(GPU_MEMORY_HOG)
+    done = run_harness(
+        *("bench", "--plugins-dir", str(plugins), "--task", "tiny-sts"),
+        *("--model", "bow", "--loss", "infonce", "--sampler", "gpu-memory-hog"),
+        *("--sampler", "topk-hard", "--seeds", "2", "--threads", "1"),
+    )
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    by_cell = {(r["sampler"], r["seed"]): r for r in results_json(run_harness)}
+    assert len(by_cell) == 4
+    for seed in (0, 1):
+        hog = by_cell[("gpu-memory-hog", seed)]
+        assert hog["status"] == "failed"
+        assert str(hog["error"]).startswith(
+            "sampler 'gpu-memory-hog' (plugin 'gpu_hog'): raised OutOfMemoryError: "
+        ), hog["error"]
+        fine = by_cell[("topk-hard", seed)]
+        assert fine["status"] == "ok", fine["error"]
+        assert fine["environment"]["device"] == "cuda:0"

@@ -13,6 +13,7 @@ from rich.console import Console
 from harness import hookimpl
 from harness.config import Selections
 from harness.errors import ExitCode
+from harness.executor import failed_result
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.session import BenchOptions, Session
 from harness.store import ResultStore
@@ -55,6 +56,76 @@ def test_ctrl_c_before_any_result_says_what_was_not_executed(tmp_path: Path):
         "interrupted: 2 run(s) not executed; every finished run is stored, and "
         "the same command runs the rest"
     )
+
+
+class _FailingEngine:
+    """An executor, ``failing``, whose every run reports a phase and fails
+    with ``error`` (no training: the report is what is under test)."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+    @hookimpl
+    def harness_executor(self, session, name):
+        return self if name == "failing" else None
+
+    def run(self, runs, on_phase, on_result):
+        for run in runs:
+            on_phase(run, "train", "epoch [1/2]")
+            on_result(failed_result(run, self.error))
+
+
+def _failing_session(tmp_path: Path, *extra: tuple[str, object]) -> Session:
+    """tiny-sts, 2 seeds, through the ``failing`` executor."""
+    error = "sampler 'x' (plugin 'p'): raised ValueError: index [/0] of [bold] a"
+    plugins = [("failing", _FailingEngine(error)), *extra]
+    return Session(
+        make_plugin_host(PluginOptions(autoload=False), extra=plugins),
+        BenchOptions(
+            selections=Selections(
+                task=["tiny-sts"], model=["bow"], loss=["infonce"], sampler=["random"]
+            ),
+            seeds=2,
+            executor="failing",
+            store=tmp_path / "results.db",
+            plugin_options=PluginOptions(autoload=False),
+        ),
+        Console(file=io.StringIO(), width=400),
+    )
+
+
+def test_an_error_is_printed_as_it_is_never_read_as_markup(tmp_path: Path):
+    """A plugin's error may hold "[...]": rich must print it, not parse it
+    (a stray closing tag made the bench crash after the first failure)."""
+    session = _failing_session(tmp_path)
+    assert session.run() == ExitCode.RUNS_FAILED
+    out = session.console.file
+    assert isinstance(out, io.StringIO)
+    error = "raised ValueError: index [/0] of [bold] a"
+    lines = [line for line in out.getvalue().splitlines() if error in line]
+    assert len(lines) == 4, out.getvalue()  # as each failed, and in the summary
+
+
+class _BrokenReporter:
+    @hookimpl
+    def harness_result(self, result):
+        raise RuntimeError("the reporter broke")
+
+
+def test_a_reporter_that_raises_loses_no_result(tmp_path: Path):
+    """The store sees each result before any other plugin: the first result
+    is stored although the bench stops at the broken reporter."""
+    session = _failing_session(tmp_path, ("broken-reporter", _BrokenReporter()))
+    try:
+        session.run()
+    except RuntimeError as exc:
+        assert str(exc) == "the reporter broke"
+    else:
+        raise AssertionError("the broken reporter's error was swallowed")
+    with ResultStore(tmp_path / "results.db") as store:
+        stored = store.load()
+    assert [r.run_id for r in stored] == [session.results[0].run_id]
+    assert stored[0].status == "failed"
 
 
 def _bench(tmp_path: Path) -> tuple[Session, list[str]]:
