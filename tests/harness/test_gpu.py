@@ -73,8 +73,9 @@ sampler = "topk-hard"
 """
 
 #: How far a GPU run's main metric may sit from the same run on the CPU.
-#: Both draw their negatives from the same CPU generator, so they differ by
-#: float rounding (other kernels, atomics) grown through training.  On the
+#: Both draw their random numbers from the same CPU generator, so they
+#: differ by float rounding (other kernels, atomics) grown through training
+#: (and the negatives a score-led sampler picks from the rounded scores).  On the
 #: CPU the same runs' main metrics spread by at most 0.10 over three seeds
 #: (median 0.02): the GPU may differ from the CPU by 1.5x a seed's worth per
 #: run, and by 1.5x the typical seed spread on average.  A device bug (a
