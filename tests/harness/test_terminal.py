@@ -17,6 +17,7 @@ from harness.executor import failed_result
 from harness.plugin import PluginOptions, make_plugin_host
 from harness.session import BenchOptions, Session
 from harness.store import ResultStore
+from harness.terminal import TerminalReporter
 
 
 class _CtrlCBeforeAnyResult:
@@ -104,6 +105,19 @@ def test_an_error_is_printed_as_it_is_never_read_as_markup(tmp_path: Path):
     error = "raised ValueError: index [/0] of [bold] a"
     lines = [line for line in out.getvalue().splitlines() if error in line]
     assert len(lines) == 4, out.getvalue()  # as each failed, and in the summary
+
+
+def test_a_phase_detail_is_shown_as_it_is(tmp_path: Path):
+    """The live display's line of a run: its phase detail, not markup."""
+    run = _failing_session(tmp_path).plan()[0]
+    out = io.StringIO()
+    reporter = TerminalReporter(Console(file=out, width=200), total=1)
+    try:
+        reporter.harness_run_phase(run=run, phase="train", detail="step [/3] [bold]")
+        reporter.console.print(reporter.progress.get_renderable())
+    finally:
+        reporter.progress.stop()
+    assert f"{run.spec.label}: train step [/3] [bold]" in out.getvalue()
 
 
 class _BrokenReporter:
