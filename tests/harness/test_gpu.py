@@ -165,8 +165,9 @@ def test_every_component_trains_and_evaluates_on_the_device(
         assert {e["cuda_visible_devices"] for e in environments} == gpus
     else:
         assert {e["device"] for e in environments} == {"cpu"}
-    # the reference: the CPU in other workers (on a CPU machine, one worker
-    # with every core; elsewhere as many workers as the first leg's CPU)
+    # the reference on the CPU: on a CPU machine one worker with every core
+    # (other workers and threads than the first leg's); on a GPU machine up
+    # to 8 workers, to be quick
     reference_jobs = "1" if device == "cpu" else jobs
     on_cpu = _cover_bench(
         run_harness, tmp_path, "cpu.db", "--device", "cpu", "--jobs", reference_jobs
@@ -228,8 +229,8 @@ def harness_register_samplers():
 @pytest.mark.gpu
 def test_a_sampler_that_exhausts_the_gpu_fails_only_its_own_runs(run_harness, tmp_path):
     """CUDA's out-of-memory error fails the run under the sampler's name, and
-    the runs after it on the same GPU have all its memory (each run is a
-    process of its own)."""
+    the other runs on the same GPU stay ok (each run is a process of its
+    own, whose memory goes with it)."""
     plugins = tmp_path / "gpu_plugins"
     plugins.mkdir()
     (plugins / "gpu_hog.py").write_text(GPU_MEMORY_HOG)
