@@ -3,9 +3,13 @@ what to fix, on a plugin file a method author would write."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+from rich.console import Console
+
 from harness.cli import main
+from harness.validate import Check, _print
 
 PLUGIN = '''
 import torch
@@ -155,3 +159,14 @@ def test_a_hanging_contract_check_fails_after_the_timeout() -> None:
 def test_validate_timeout_must_be_positive(capsys) -> None:
     assert main(["validate", "x.py", "--timeout", "0"]) == 4
     assert "--timeout 0.0: must be a positive number" in capsys.readouterr().err
+
+
+def test_a_check_message_is_printed_as_it_is() -> None:
+    """A failed check quotes the plugin's exception, which may hold "[...]":
+    the report shows it, rich does not read it as markup."""
+    out = io.StringIO()
+    message = "sample() raised IndexError: index [/3] out of range for [bold] axis"
+    _print(
+        Console(file=out, width=200), Check("sampler x", "smoke run", "FAIL", message)
+    )
+    assert out.getvalue().strip() == f"FAIL smoke run: {message}"
