@@ -33,25 +33,40 @@ class _Interrupting:
         return _CtrlCBeforeAnyResult() if name == "interrupting" else None
 
 
+def _tiny_sts_session(
+    tmp_path: Path, executor: str, plugins: list[tuple[str, object]]
+) -> Session:
+    """tiny-sts, 2 seeds, through ``executor`` (one of ``plugins``); the
+    report goes to a StringIO, ``session.console.file``."""
+    return Session(
+        make_plugin_host(PluginOptions(autoload=False), extra=plugins),
+        BenchOptions(
+            selections=Selections(
+                task=["tiny-sts"], model=["bow"], loss=["infonce"], sampler=["random"]
+            ),
+            seeds=2,
+            executor=executor,
+            store=tmp_path / "results.db",
+            plugin_options=PluginOptions(autoload=False),
+        ),
+        Console(file=io.StringIO(), width=400),
+    )
+
+
+def _report(session: Session) -> str:
+    out = session.console.file
+    assert isinstance(out, io.StringIO)
+    return out.getvalue()
+
+
 def test_ctrl_c_before_any_result_says_what_was_not_executed(tmp_path: Path):
     """Not "the matrix is empty": every run is still to do, and the same
     command does them (the command line test covers runs that finished)."""
-    host = make_plugin_host(
-        PluginOptions(autoload=False), extra=[("interrupting", _Interrupting())]
+    session = _tiny_sts_session(
+        tmp_path, "interrupting", [("interrupting", _Interrupting())]
     )
-    options = BenchOptions(
-        selections=Selections(
-            task=["tiny-sts"], model=["bow"], loss=["infonce"], sampler=["random"]
-        ),
-        seeds=2,
-        executor="interrupting",
-        store=tmp_path / "results.db",
-        plugin_options=PluginOptions(autoload=False),
-    )
-    out = io.StringIO()
-    session = Session(host, options, Console(file=out, width=200))
     assert session.run() == ExitCode.INTERRUPTED
-    report = out.getvalue()
+    report = _report(session)
     assert "no runs" not in report
     assert report.strip().splitlines()[-1] == (
         "interrupted: 2 run(s) not executed; every finished run is stored, and "
@@ -79,19 +94,8 @@ class _FailingEngine:
 def _failing_session(tmp_path: Path, *extra: tuple[str, object]) -> Session:
     """tiny-sts, 2 seeds, through the ``failing`` executor."""
     error = "sampler 'x' (plugin 'p'): raised ValueError: index [/0] of [bold] a"
-    plugins = [("failing", _FailingEngine(error)), *extra]
-    return Session(
-        make_plugin_host(PluginOptions(autoload=False), extra=plugins),
-        BenchOptions(
-            selections=Selections(
-                task=["tiny-sts"], model=["bow"], loss=["infonce"], sampler=["random"]
-            ),
-            seeds=2,
-            executor="failing",
-            store=tmp_path / "results.db",
-            plugin_options=PluginOptions(autoload=False),
-        ),
-        Console(file=io.StringIO(), width=400),
+    return _tiny_sts_session(
+        tmp_path, "failing", [("failing", _FailingEngine(error)), *extra]
     )
 
 
@@ -100,11 +104,10 @@ def test_an_error_is_printed_as_it_is_never_read_as_markup(tmp_path: Path):
     (a stray closing tag made the bench crash after the first failure)."""
     session = _failing_session(tmp_path)
     assert session.run() == ExitCode.RUNS_FAILED
-    out = session.console.file
-    assert isinstance(out, io.StringIO)
+    report = _report(session)
     error = "raised ValueError: index [/0] of [bold] a"
-    lines = [line for line in out.getvalue().splitlines() if error in line]
-    assert len(lines) == 4, out.getvalue()  # as each failed, and in the summary
+    lines = [line for line in report.splitlines() if error in line]
+    assert len(lines) == 4, report  # as each failed, and in the summary
 
 
 def test_a_phase_detail_is_shown_as_it_is(tmp_path: Path):
