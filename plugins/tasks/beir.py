@@ -106,12 +106,11 @@ def read_qrels(
                 f"(query-id, corpus-id, score), got {len(row)}"
             )
         qid, did, score = (c.strip() for c in row)
-        try:
-            relevance = int(float(score))
-        except ValueError:
+        relevance = _grade(score)
+        if relevance is None:
             raise DataError(
-                f"{path}:{number}: score {score!r} is not a number"
-            ) from None
+                f"{path}:{number}: score {score!r} is not an integer relevance grade"
+            )
         if qid not in queries:
             raise DataError(
                 f"{path}:{number}: query id {qid!r} is not in the queries file"
@@ -124,6 +123,22 @@ def read_qrels(
     if not qrels:
         raise DataError(f"{path}: no relevance judgements")
     return qrels
+
+
+def _grade(score: str) -> int | None:
+    """A qrels score as an integer grade ("2", or "2.0" as some tools write
+    it); None for anything else ("1.5", "inf", "abc").  BEIR reads
+    ``int(score)``, and ranx and pytrec_eval take integer grades: rounding
+    a fractional score would change the metric silently."""
+    try:
+        return int(score)
+    except ValueError:
+        pass
+    try:
+        value = float(score)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None  # False for inf and NaN
 
 
 def read_beir(folder: Path) -> BeirData:

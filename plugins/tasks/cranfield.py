@@ -75,7 +75,8 @@ def _qrels(path: Path, n_queries: int, doc_ids: set[str]) -> list[tuple[str, str
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 3 or parts[2] not in _SCORES or not parts[0].isdigit():
+        # isdecimal, not isdigit: the digits int() reads ('²' is a digit too)
+        if len(parts) != 3 or parts[2] not in _SCORES or not parts[0].isdecimal():
             raise DataError(
                 f"{path}:{number}: expected 'query doc relevance' with relevance "
                 f"1..4 or -1, got {line.strip()!r}"

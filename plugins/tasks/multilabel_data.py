@@ -147,6 +147,10 @@ def _label_lines(path: Path) -> dict[str, int]:
             f"{path}:{exc.lineno}: not a MULAN label XML "
             f"({expat.ErrorString(exc.code)})"
         ) from None
+    except LookupError as exc:  # the XML declaration names an unknown encoding
+        raise DataError(
+            f"{path}:{parser.CurrentLineNumber}: not a MULAN label XML ({exc})"
+        ) from None
     if not labels:
         raise DataError(f"{path}: no <label name=...> elements")
     return labels
@@ -167,7 +171,13 @@ class _Arff:
 def _arff_problem(path: Path, exc: Exception, dense_row: bool) -> str:
     """``path:line: reason`` from liac-arff's "reason, at line N." messages."""
     line = getattr(exc, "line", -1)
-    reason = re.sub(rf",? (?:at|in) line {line}\b\.?", "", str(exc), count=1)
+    try:
+        message = str(exc)
+    except (TypeError, ValueError):
+        # liac-arff formats the line number into a message that quotes the
+        # bad value: a '%' in that value breaks its own formatting
+        message = str(getattr(exc, "message", "")).replace("%d", str(line), 1)
+    reason = re.sub(rf",? (?:at|in) line {line}\b\.?", "", message, count=1)
     if dense_row:
         reason = "expected a sparse row '{index value, ...}' like the first one"
     return f"{path}:{line}: {reason}"
@@ -218,12 +228,20 @@ def _parse_arff(path: Path) -> _Arff:
         if (text := lines[i].strip()) and not text.startswith("%")
     ]
     sparse = bool(rows) and lines[rows[0] - 1].strip().startswith("{")
+    decoder = arff.ArffDecoder()
     try:
-        decoded = arff.loads(lines, return_type=arff.COO if sparse else arff.DENSE)
+        decoded = decoder.decode(lines, return_type=arff.COO if sparse else arff.DENSE)
     except arff.ArffException as exc:
         # liac-arff calls a dense row in a sparse file a "bad layout"
         dense_row = sparse and isinstance(exc, arff.BadLayout) and exc.line in rows
         raise DataError(_arff_problem(path, exc, dense_row)) from None
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        # a few malformed lines escape liac-arff as plain errors (a bare
+        # '@attribute' line: a failed unpacking); its decoder knows the line
+        line = getattr(decoder, "_current_line", "?")
+        raise DataError(
+            f"{path}:{line}: not a valid ARFF line ({type(exc).__name__}: {exc})"
+        ) from None
     if not rows:
         raise DataError(f"{path}:{data_at + 1}: no data rows after @data")
     names = [name for name, _ in decoded["attributes"]]

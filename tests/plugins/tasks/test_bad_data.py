@@ -125,6 +125,22 @@ def test_beir_qrels_ids_must_be_known(beir: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("score", ["abc", "1.5", "inf", "nan", ""])
+def test_beir_qrels_score_must_be_an_integer_grade(beir: Path, score: str) -> None:
+    # "inf" used to escape as an OverflowError traceback, "1.5" was read as 1
+    qrels = beir / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + f"q41\td1\t{score}\n")
+    assert error_of(lambda: read_beir(beir)) == (
+        f"{qrels}:22: score {score!r} is not an integer relevance grade"
+    )
+
+
+def test_beir_qrels_score_may_be_written_as_a_whole_float(beir: Path) -> None:
+    qrels = beir / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q41\td1\t2.0\n")
+    assert read_beir(beir).qrels["test"]["q41"]["d1"] == 2
+
+
 def test_beir_empty_files(beir: Path) -> None:
     qrels = beir / "qrels" / "test.tsv"
     qrels.write_text("query-id\tcorpus-id\tscore\n")
@@ -270,6 +286,13 @@ def test_mulan_missing_file(tmp_path: Path) -> None:
         (HEADER.replace("@relation toy\n", ""), ":1: Invalid layout of the ARFF file"),
         (HEADER + "% no rows\n\n", ":6: no data rows after @data"),
         (HEADER + "1,0,2,1\n1,0,2\n", ":8: Bad @DATA instance format: 1,0,2"),
+        # a '%' in the quoted value broke liac-arff's own message: a TypeError
+        (HEADER + "1,0,2,1\n1,0%,2\n", ":8: Bad @DATA instance format: 1,0%,2"),
+        # liac-arff fails to unpack a bare '@attribute': a ValueError
+        (
+            HEADER.replace("f2 numeric", ""),
+            ":4: not a valid ARFF line (ValueError: not enough values to unpack",
+        ),
         (HEADER + "1,0,2,1\n1,7,2,1\n", ":8: Data value 7 not found in nominal"),
         (
             HEADER + "1,0,2,1\n% a comment\n?,0,2,1\n",
@@ -292,6 +315,8 @@ def test_mulan_missing_file(tmp_path: Path) -> None:
         "no-relation",
         "no-rows",
         "short-row",
+        "percent-in-row",
+        "bare-attribute",
         "nominal-value",
         "missing-value",
         "missing-sparse-value",
@@ -335,6 +360,11 @@ def test_mulan_xml_errors(tmp_path: Path) -> None:
     folder = mulan(tmp_path / "m", xml=XML.replace("</labels>", "</label>"))
     assert error_of(lambda: read_mulan("toy", folder)) == (
         f"{folder}/toy.xml:5: not a MULAN label XML (mismatched tag)"
+    )
+    # expat raised LookupError, not ExpatError, for an unknown encoding
+    (folder / "toy.xml").write_text(XML.replace('"utf-8"', '"utf-8-1"'))
+    assert error_of(lambda: read_mulan("toy", folder)) == (
+        f"{folder}/toy.xml:1: not a MULAN label XML (unknown encoding: utf-8-1)"
     )
     twice = XML.replace('"lab2"', '"lab1"')
     (folder / "toy.xml").write_text(twice)

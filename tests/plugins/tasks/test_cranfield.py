@@ -69,13 +69,22 @@ def test_unpack_finds_files_in_a_subfolder(shared: Path, tmp_path: Path) -> None
     ]
 
 
-def test_malformed_qrels_line_names_the_file(shared: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "line",
+    [
+        "1 31\n",  # the relevance column is missing
+        "\u00b2 31 2\n",  # a digit to str.isdigit, not to int(): was a traceback
+    ],
+)
+def test_malformed_qrels_line_names_the_file(
+    shared: Path, tmp_path: Path, line: str
+) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     for name in ("cran.all.1400.gz", "cran.qry"):
         shutil.copyfile(shared / "raw" / name, raw / name)
     lines = (shared / "raw" / "cranqrel").read_text().splitlines(keepends=True)
-    lines[2] = "1 31\n"  # the relevance column is missing
+    lines[2] = line
     (raw / "cranqrel").write_text("".join(lines))
 
     with pytest.raises(DataError, match=r"cranqrel:3\b"):
