@@ -286,6 +286,8 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         raise UsageError("--slurm needs --executor slurm (or submitit-local)")
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be >= 1")
+    if args.timeout is not None and not args.timeout > 0:  # NaN too
+        raise UsageError(f"--timeout {args.timeout}: must be a positive number")
     if args.executor == "local" and args.jobs != 0:
         # its imports overlap ours and the planning (~1 s of every bench)
         forkserver.start_early()

@@ -144,16 +144,20 @@ def load_suite(name_or_path: str) -> Suite:
             f"({', '.join(sorted(suites))}) nor a file"
             + (f"; did you mean '{hint[0]}'?" if hint else "")
         )
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"suite file {path}: {exc}") from None
     where = f"suite file {path}"
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise UsageError(f"{where}: line {line} is not valid UTF-8") from None
     for key in data:
         if key not in SUITE_KEYS:
             raise _unknown(where, key, SUITE_KEYS)
     seeds = data.get("seeds", 1)
-    if not isinstance(seeds, int) or seeds < 1:
+    # a TOML true is a Python bool, and bool is an int
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UsageError(f"{where}: 'seeds' must be a positive integer")
     suite = Suite(
         name=str(data.get("name", path.stem)),
@@ -167,6 +171,8 @@ def load_suite(name_or_path: str) -> Suite:
         raise UsageError(f"{where}: needs at least one [[matrix]] block")
     for i, block in enumerate(blocks, 1):
         bwhere = f"{where}: [[matrix]] #{i}"
+        if not isinstance(block, dict):
+            raise UsageError(f"{bwhere}: expected a table, got {block!r}")
         for key in block:
             if key not in BLOCK_KEYS:
                 raise _unknown(bwhere, key, BLOCK_KEYS)

@@ -88,10 +88,7 @@ def read_qrels(
     BEIR folder negbench reads has one, so it is taken as a broken file.
     """
     qrels: dict[str, dict[str, int]] = {}
-    lines = (text for _, text in numbered_lines(path))
-    reader = csv.reader(lines, delimiter="\t")
-    for row in reader:
-        number = reader.line_num
+    for number, row in _tsv_rows(path):
         if not row or not "".join(row).strip():
             continue
         if number == 1 and row[0].strip().lower() in (
@@ -123,6 +120,24 @@ def read_qrels(
     if not qrels:
         raise DataError(f"{path}: no relevance judgements")
     return qrels
+
+
+def _tsv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, fields) of a tab-separated file, read as BEIR reads it
+    (``csv.reader``: a field may be quoted)."""
+    reader = csv.reader((text for _, text in numbered_lines(path)), delimiter="\t")
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as exc:
+        # csv's advice for a '\r' inside a line ("open the file in
+        # universal-newline mode") is about its own API, not the file
+        reason = (
+            "a carriage return inside the line"
+            if "new-line character" in str(exc)
+            else f"not tab-separated values ({exc})"
+        )
+        raise DataError(f"{path}:{reader.line_num}: {reason}") from None
 
 
 def _grade(score: str) -> int | None:

@@ -250,9 +250,10 @@ def _parse_arff(path: Path) -> _Arff:
             values, row_index, columns = decoded["data"]
             # the row count comes from the file: a trailing '{}' row has no entry
             matrix = np.zeros((len(rows), len(names)), dtype=np.float32)
-            matrix[np.asarray(row_index, dtype=np.int64), np.asarray(columns)] = (
-                np.asarray(values, dtype=np.float32)
-            )
+            matrix[
+                np.asarray(row_index, dtype=np.int64),
+                np.asarray(columns, dtype=np.int64),  # also when there are none
+            ] = np.asarray(values, dtype=np.float32)
         else:
             matrix = np.asarray(decoded["data"], dtype=np.float32)
     except (TypeError, ValueError):

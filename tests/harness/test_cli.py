@@ -583,6 +583,10 @@ def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path, harness
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--jobs", "-2"], "--jobs must be >= 0"),
         (["--threads", "0"], "--threads must be >= 1"),
+        # a negative timeout used to fail every run, 0 and nan to mean none
+        (["--timeout", "-5"], "--timeout -5.0: must be a positive number"),
+        (["--timeout", "0"], "--timeout 0.0: must be a positive number"),
+        (["--timeout", "nan"], "--timeout nan: must be a positive number"),
         (["--address", "auto"], "--address needs --executor ray"),
     ],
 )

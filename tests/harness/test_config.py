@@ -192,7 +192,12 @@ def test_unknown_parameter_names_the_component_and_suggests(registries, tmp_path
             "seeds = 0\n[[matrix]]\ntask='scifact'\nmodel='minilm'\n",
             "'seeds' must be a positive integer",
         ),
+        (  # TOML's true is a Python bool, and a bool is an int
+            "seeds = true\n[[matrix]]\ntask='scifact'\nmodel='minilm'\n",
+            "'seeds' must be a positive integer",
+        ),
         ("seeds = 1\n", "needs at least one \\[\\[matrix\\]\\] block"),
+        ("matrix = [1]\n", "\\[\\[matrix\\]\\] #1: expected a table, got 1"),
         ("[[matrix]]\nmodel='minilm'\n", "missing 'task'"),
         (
             "[[matrix]]\ntask = 3\nmodel='minilm'\n",
@@ -205,6 +210,14 @@ def test_malformed_suites_give_one_line_errors(tmp_path, text, message):
     with pytest.raises(UsageError, match=message) as info:
         load_suite(write(tmp_path, text))
     assert "\n" not in str(info.value)
+
+
+def test_a_suite_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "suite.toml"
+    path.write_bytes(b"[[matrix]]\ntask = 'sci\xfffact'\nmodel = 'minilm'\n")
+    with pytest.raises(UsageError) as info:
+        load_suite(str(path))
+    assert str(info.value) == f"suite file {path}: line 2 is not valid UTF-8"
 
 
 def test_unknown_suite_name():

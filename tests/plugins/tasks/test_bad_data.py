@@ -135,6 +135,15 @@ def test_beir_qrels_score_must_be_an_integer_grade(beir: Path, score: str) -> No
     )
 
 
+def test_beir_qrels_carriage_return_inside_a_line(beir: Path) -> None:
+    # csv.Error escaped as a traceback
+    qrels = beir / "qrels" / "test.tsv"
+    qrels.write_text(qrels.read_text() + "q41\td1\r\t1\n")
+    assert error_of(lambda: read_beir(beir)) == (
+        f"{qrels}:22: a carriage return inside the line"
+    )
+
+
 def test_beir_qrels_score_may_be_written_as_a_whole_float(beir: Path) -> None:
     qrels = beir / "qrels" / "test.tsv"
     qrels.write_text(qrels.read_text() + "q41\td1\t2.0\n")
@@ -389,6 +398,9 @@ def test_sparse_rows_without_values_are_rows(tmp_path: Path) -> None:
     path.write_text(HEADER + "{0 1,1 1}\n{}\n{}\n")
     _, matrix = read_arff(path)
     assert matrix.tolist() == [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    # no row with a value: liac-arff's column list is empty (was an IndexError)
+    path.write_text(HEADER + "{}\n{}\n")
+    assert read_arff(path)[1].tolist() == [[0, 0, 0, 0], [0, 0, 0, 0]]
 
 
 # -- text sets and STS -----------------------------------------------------------------
