@@ -638,12 +638,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal_error()
+        # a path the user gave (--store, --out, --dir) that cannot be made,
+        # written or read: a missing parent, no permission, a full disk
+        print(f"ERROR: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return int(ExitCode.USAGE_ERROR)
     except Exception:
-        import traceback
+        return _internal_error()
 
-        print("INTERNALERROR: the harness itself failed:", file=sys.stderr)
-        traceback.print_exc()
-        return int(ExitCode.INTERNAL_ERROR)
+
+def _internal_error() -> int:
+    """Report an exception of the harness itself, with its traceback."""
+    import traceback
+
+    print("INTERNALERROR: the harness itself failed:", file=sys.stderr)
+    traceback.print_exc()
+    return int(ExitCode.INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

@@ -597,6 +597,42 @@ def test_bad_bench_options_are_usage_errors(args, message, capsys):
     assert capsys.readouterr().err == f"ERROR: {message}\n"
 
 
+@pytest.mark.parametrize(
+    ("command", "folder"),
+    [
+        (["bench", "--task", "tiny-sts", "--jobs", "0", "--store", "{}/x.db"], ""),
+        (["new-plugin", "soft-hard", "--dir", "{}"], "/soft-hard"),
+    ],
+    ids=["bench-store", "new-plugin-dir"],
+)
+def test_a_path_that_cannot_be_made_is_one_line(command, folder, tmp_path, capsys):
+    # a folder to create under a regular file: was an INTERNALERROR traceback
+    from harness.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "sub"
+    assert main([arg.format(target) for arg in command]) == 4
+    assert capsys.readouterr().err == f"ERROR: {target}{folder}: Not a directory\n"
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("a bug"), OSError(5, "Input/output error")]
+)
+def test_a_bug_of_the_harness_is_an_internal_error(error, monkeypatch, capsys):
+    # an OSError that names no file is not a path the user gave: a traceback
+    from harness import cli
+
+    def broken(args, console):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "plugins", broken)
+    assert cli.main(["plugins"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("INTERNALERROR: the harness itself failed:\nTraceback")
+    assert err.endswith(f"{type(error).__name__}: {error}\n")
+
+
 def test_same_config_and_seed_give_identical_numbers(run_harness):
     """Determinism on CPU, in another family than the tiny BEIR tests: a KGE
     run repeated in a fresh process reproduces every metric bit for bit."""
