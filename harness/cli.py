@@ -288,6 +288,11 @@ def cmd_bench(args: argparse.Namespace, console: Console) -> ExitCode:
         raise UsageError("--seeds must be >= 1")
     if args.timeout is not None and not args.timeout > 0:  # NaN too
         raise UsageError(f"--timeout {args.timeout}: must be a positive number")
+    for folder in args.data_dir or ():
+        # a typo would otherwise pass unseen: the datasets come from the next
+        # place on the search path (HARNESS_DATA_DIR, the cache, a download)
+        if not Path(folder).expanduser().is_dir():
+            raise UsageError(f"--data-dir {folder}: no such folder")
     if args.executor == "local" and args.jobs != 0:
         # its imports overlap ours and the planning (~1 s of every bench)
         forkserver.start_early()

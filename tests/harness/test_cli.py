@@ -588,6 +588,11 @@ def test_leaderboard_build_writes_json(run_harness, tiny_beir, tmp_path, harness
         (["--timeout", "0"], "--timeout 0.0: must be a positive number"),
         (["--timeout", "nan"], "--timeout nan: must be a positive number"),
         (["--address", "auto"], "--address needs --executor ray"),
+        # was ignored: the data came from HARNESS_DATA_DIR or the cache
+        (
+            ["--data-dir", "/no/such/folder"],
+            "--data-dir /no/such/folder: no such folder",
+        ),
     ],
 )
 def test_bad_bench_options_are_usage_errors(args, message, capsys):
