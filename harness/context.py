@@ -43,6 +43,11 @@ class ComponentRef:
     plugin: str
 
 
+def _dense(tensor: torch.Tensor) -> bool:
+    """A plain strided tensor: not sparse, not nested."""
+    return tensor.layout is torch.strided and not tensor.is_nested
+
+
 def _broken_promise(batch: CandidateBatch) -> str | None:
     """What is wrong with the protocol's ``fewest_allowed``, if anything.
 
@@ -220,9 +225,9 @@ class RunContext:
             answer = self.sampler.sample(batch, num_negatives, self.generator)
         if isinstance(answer, Negatives):
             positions = self._check_sample(batch, num_negatives, answer.positions)
-            self._check_extras(batch, positions, answer)
+            suspected = self._check_extras(batch, positions, answer)
             answer = Negatives(
-                positions=positions, suspected=answer.suspected, vectors=answer.vectors
+                positions=positions, suspected=suspected, vectors=answer.vectors
             )
         else:
             answer = Negatives(
@@ -283,10 +288,13 @@ class RunContext:
 
     def _check_extras(
         self, batch: CandidateBatch, positions: torch.Tensor, answer: Negatives
-    ) -> None:
+    ) -> torch.Tensor | None:
+        """Check the answer's optional tensors; returns ``suspected`` on the
+        positions' device."""
         suspected, vectors = answer.suspected, answer.vectors
         if suspected is not None and (
             not isinstance(suspected, torch.Tensor)
+            or not _dense(suspected)
             or suspected.dtype != torch.bool
             or suspected.shape != positions.shape
         ):
@@ -294,8 +302,13 @@ class RunContext:
                 "sampler",
                 f"'suspected' must be a bool tensor of shape {tuple(positions.shape)}",
             )
+        if suspected is not None and suspected.device != positions.device:
+            # the protocol takes it with the positions, on their device
+            suspected = self._move(suspected, positions.device, "'suspected'")
         if vectors is not None and (
             not isinstance(vectors, torch.Tensor)
+            or not _dense(vectors)
+            or vectors.is_meta  # no values to check
             or vectors.ndim != 3
             or vectors.shape[0] != batch.size
             or not bool(torch.isfinite(vectors).all())
@@ -304,6 +317,21 @@ class RunContext:
                 "sampler",
                 f"'vectors' must be a finite tensor of shape ({batch.size}, E, D)",
             )
+        return suspected
+
+    def _move(
+        self, tensor: torch.Tensor, device: torch.device, what: str
+    ) -> torch.Tensor:
+        """The sampler's ``tensor`` on ``device``; a tensor that cannot go
+        there (a 'meta' one) fails the sampler, not the protocol."""
+        try:
+            return tensor.to(device)
+        except RuntimeError as exc:  # NotImplementedError is one
+            raise self.violation(
+                "sampler",
+                f"returned {what} on {tensor.device}, which cannot be moved to "
+                f"{device} ({type(exc).__name__}: {exc})",
+            ) from None
 
     def _check_sample(
         self, batch: CandidateBatch, k: int, chosen: object
@@ -312,20 +340,26 @@ class RunContext:
             raise self.violation(
                 "sampler", f"returned {type(chosen).__name__}, not a tensor"
             )
+        if not _dense(chosen):  # a nested tensor has no .shape to compare
+            kind = "nested" if chosen.is_nested else str(chosen.layout)
+            raise self.violation(
+                "sampler", f"returned a {kind} tensor, not a dense (strided) one"
+            )
         expected = (batch.size, k)
         if chosen.shape != expected:  # a torch.Size equals the tuple of its sizes
             raise self.violation(
                 "sampler", f"returned shape {tuple(chosen.shape)}, expected {expected}"
             )
         if chosen.dtype is not torch.long:  # dtypes are singletons
-            if chosen.dtype.is_floating_point or chosen.dtype == torch.bool:
+            dtype = chosen.dtype
+            if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
                 raise self.violation(
                     "sampler", f"returned dtype {chosen.dtype}, not integer"
                 )
             chosen = chosen.long()
         device = batch.candidate_ids.device
         if chosen.device != device:
-            chosen = chosen.to(device)
+            chosen = self._move(chosen, device, "positions")
         if not chosen.numel():
             return chosen
         hits: torch.Tensor | None = None
@@ -372,11 +406,33 @@ class RunContext:
             raise self.violation(
                 "loss", f"returned {type(losses).__name__}, not a tensor"
             )
+        if not _dense(losses) or losses.is_meta:
+            kind = "meta" if losses.is_meta else "nested" if losses.is_nested else ""
+            raise self.violation(
+                "loss",
+                f"returned a {kind or losses.layout} tensor, "
+                "not a dense one with values",
+            )
+        if not losses.dtype.is_floating_point:  # no gradient, or a complex mean
+            raise self.violation(
+                "loss", f"returned dtype {losses.dtype}, not floating point"
+            )
         if tuple(losses.shape) != (positive.shape[0],):
             raise self.violation(
                 "loss",
                 f"returned shape {tuple(losses.shape)}, expected "
                 f"({positive.shape[0]},): one loss per anchor, unreduced",
+            )
+        if (
+            not losses.requires_grad
+            and (positive.requires_grad or batch.negative.requires_grad)
+            and torch.is_grad_enabled()
+        ):
+            # the protocol would step on nothing and report an untrained model
+            raise self.violation(
+                "loss",
+                "returned losses without a gradient (detached from the scores): "
+                "the model would not train",
             )
         mean = losses.mean()
         # a NaN or an infinity in any anchor's loss makes the mean non-finite

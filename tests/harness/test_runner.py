@@ -169,12 +169,29 @@ class Returns(Sampler):
         (lambda b, k: torch.zeros(b.size, k), "not integer"),
         (lambda b, k: torch.full((b.size, k), b.num_candidates), "outside"),
         (lambda b, k: torch.full((b.size, k), -1), "outside"),
+        # these three were blamed on the task, or (complex) passed
+        (
+            lambda b, k: torch.zeros(b.size, k, dtype=torch.long).to_sparse(),
+            "returned a torch.sparse_coo tensor, not a dense \\(strided\\) one",
+        ),
+        (
+            lambda b, k: torch.nested.nested_tensor(
+                [torch.zeros(k, dtype=torch.long)], layout=torch.jagged
+            ),
+            "returned a nested tensor, not a dense \\(strided\\) one",
+        ),
+        (lambda b, k: torch.zeros(b.size, k, dtype=torch.complex64), "not integer"),
+        (
+            lambda b, k: torch.zeros(b.size, k, dtype=torch.long, device="meta"),
+            "returned positions on meta, which cannot be moved to cpu",
+        ),
     ],
 )
 def test_sampler_output_is_checked(value, message):
     context = make_context(sampler=Returns(value))
-    with pytest.raises(ContractError, match=message):
+    with pytest.raises(ContractError, match=message) as failure:
         context.sample_negatives(make_candidate_batch(), 3)
+    assert failure.value.kind == "sampler"
 
 
 def test_a_broken_fewest_allowed_promise_is_the_tasks_fault():
@@ -218,18 +235,36 @@ class BadLoss(Loss):
         (lambda p: p * float("inf"), "returned infinite loss values"),
         (lambda p: p * float("nan"), "returned NaN loss values"),
         (lambda p: "x", "returned str, not a tensor"),
+        # these were blamed on the task, or (detached) trained nothing in silence
+        (lambda p: p.long(), "returned dtype torch.int64, not floating point"),
+        (lambda p: p.to(torch.complex64), "dtype torch.complex64, not floating"),
+        (lambda p: p.to_sparse(), "returned a torch.sparse_coo tensor, not a dense"),
+        (lambda p: p.to("meta"), "returned a meta tensor, not a dense one"),
+        (lambda p: p.detach(), "returned losses without a gradient"),
     ],
 )
 def test_loss_output_is_checked(out, message):
     context = make_context(loss=BadLoss(out))
-    with pytest.raises(ContractError, match=message):
+    with pytest.raises(ContractError, match=message) as failure:
         context.compute_loss(
             ScoredBatch(
-                positive=torch.ones(4),
+                positive=torch.ones(4, requires_grad=True),
                 negative=torch.zeros(4, 2),
                 mask=torch.ones(4, 2, dtype=torch.bool),
             )
         )
+    assert failure.value.kind == "loss"
+
+
+def test_a_loss_without_gradient_is_fine_where_the_scores_have_none():
+    # a frozen model's scores: nothing to train, nothing to complain about
+    context = make_context(loss=BadLoss(lambda p: p.detach()))
+    batch = ScoredBatch(
+        positive=torch.ones(4),
+        negative=torch.zeros(4, 2),
+        mask=torch.ones(4, 2, dtype=torch.bool),
+    )
+    assert float(context.compute_loss(batch)) == 1.0
 
 
 def test_diagnostics_measure_false_negatives_and_hardness():
@@ -290,5 +325,17 @@ def test_malformed_suspicions_are_a_contract_violation():
 
     with pytest.raises(ContractError, match="'suspected' must be a bool tensor"):
         make_context(sampler=Bad()).sample_negatives(
+            make_candidate_batch(positives_per_row=0), 2
+        )
+
+    class OnMeta(Suspicious):
+        def sample(self, batch, num_negatives, generator):
+            answer = super().sample(batch, num_negatives, generator)
+            return replace(answer, suspected=answer.suspected.to("meta"))
+
+    with pytest.raises(
+        ContractError, match="returned 'suspected' on meta, which cannot be moved"
+    ):
+        make_context(sampler=OnMeta()).sample_negatives(
             make_candidate_batch(positives_per_row=0), 2
         )
