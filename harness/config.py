@@ -29,6 +29,8 @@ import difflib
 import inspect
 import itertools
 import tomllib
+import types
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -233,7 +235,8 @@ def _check_params(registries: Registries, table: ParamTable, where: str) -> None
             accepted = [
                 p for p in signature.parameters if p not in ("self", "argument")
             ]
-            for key in values:
+            hints = _type_hints(cls.__init__)
+            for key, value in values.items():
                 if key not in accepted:
                     hint = difflib.get_close_matches(key, accepted, n=1)
                     raise UsageError(
@@ -241,6 +244,63 @@ def _check_params(registries: Registries, table: ParamTable, where: str) -> None
                         + (f"; did you mean '{hint[0]}'?" if hint else "")
                         + (f" (it takes: {', '.join(accepted)})" if accepted else "")
                     )
+                wanted = hints.get(key, inspect.Parameter.empty)
+                if not _fits(value, wanted):
+                    # before any run: a wrong type would fail every run of
+                    # the component at its construction, and store them all
+                    raise UsageError(
+                        f"{where}: {kind} '{name}' parameter '{key}' takes "
+                        f"{_describe(wanted)}, got {value!r}"
+                    )
+
+
+def _type_hints(function: Any) -> dict[str, Any]:
+    """A constructor's resolved annotations; none where they cannot be
+    resolved (a plugin's forward reference): then only the names are checked."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
+def _fits(value: object, annotation: Any) -> bool:
+    """Whether a parameter value (a TOML value) fits ``annotation``.
+
+    Knows the annotations of component parameters: int, float, bool, str,
+    None, Literal and unions of them; True for any other (the constructor
+    then decides).  A bool is not an int here, and an int is a float.
+    """
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return any(
+            value == choice and type(value) is type(choice)
+            for choice in typing.get_args(annotation)
+        )
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, member) for member in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return True
+
+
+def _describe(annotation: Any) -> str:
+    """``annotation`` in words: 'an int', "one of 'top', 'random'"."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(annotation)))
+    if origin in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(_describe(member) for member in members)
+    article = "an" if annotation is int else "a"
+    return f"{article} {getattr(annotation, '__name__', annotation)}"
 
 
 @dataclass(slots=True)

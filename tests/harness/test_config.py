@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from harness import UsageError
@@ -175,6 +177,49 @@ def test_unknown_parameter_names_the_component_and_suggests(registries, tmp_path
         UsageError, match=r"sampler 'simans' has no parameter 'aa'; did you mean 'a'"
     ):
         expand_matrix(registries, suites=[load_suite(path)])
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("task.scifact.epochs=abc", "task 'scifact' parameter 'epochs' takes an int"),
+        ("task.scifact.epochs=2.0", "'epochs' takes an int, got 2.0"),
+        ("task.scifact.epochs=1e400", "'epochs' takes an int, got inf"),
+        ("loss.infonce.in_batch=1", "'in_batch' takes a bool, got 1"),
+        ("task.scifact.refresh=1.5", "'refresh' takes a str or an int, got 1.5"),
+        (
+            "sampler.simans.kernel=gauss",
+            "sampler 'simans' parameter 'kernel' takes one of 'squared', 'laplace', "
+            "got 'gauss'",
+        ),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_a_usage_error(registries, param, message):
+    # these failed every run at its start (or ran: epochs=inf), and stored them
+    with pytest.raises(UsageError, match=re.escape(message)):
+        expand_matrix(
+            registries,
+            selections=Selections(task=["scifact"], model=["minilm-adapter"]),
+            cli_params=param_table_from_cli([param]),
+        )
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        "loss.infonce.temperature=1",  # an int is a float
+        "task.scifact.refresh='step'",
+        "task.scifact.refresh=3",
+        "sampler.simans.kernel=laplace",
+    ],
+)
+def test_a_parameter_of_the_right_type_passes(registries, param):
+    expansion = expand_matrix(
+        registries,
+        selections=Selections(task=["scifact"], model=["minilm-adapter"]),
+        cli_params=param_table_from_cli([param]),
+    )
+    assert expansion.specs
 
 
 @pytest.mark.parametrize(
