@@ -28,6 +28,7 @@ import torch
 from harness import Evaluation, LabelModel, Model, Task, TextEncoder, hookimpl
 from harness.context import RunContext
 from harness.data import DataLocator, DatasetSource
+from harness.errors import DataError
 from harness.types import DatasetRef
 
 from .multilabel_data import MULAN_SETS, SOURCES, MultiLabelData, read_dataset
@@ -97,6 +98,13 @@ class MultiLabelTask(Task):
         data = read_dataset(self.dataset, Path(dataset.path))
         if self.max_train is not None or self.max_test is not None:
             data = data.head(self.max_train, self.max_test)
+            # the reader found a label in the whole test split, not in its head;
+            # without one every ranking metric is NaN, after a whole training run
+            if not data.test_labels.any():
+                raise DataError(
+                    f"{dataset.path}: none of the first {self.max_test} test "
+                    "examples (max_test) has a label; the metrics are undefined"
+                )
         context.diagnostics.note("num_labels", data.num_labels)
         context.diagnostics.note(
             "train_label_cardinality", float(data.train_labels.sum(axis=1).mean())

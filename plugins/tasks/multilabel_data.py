@@ -330,6 +330,11 @@ def read_mulan(name: str, folder: Path) -> MultiLabelData:
         raise DataError(f"{test_path}: {_difference(train.names, test.names)}")
     train_x, train_y = _split_labels(train_path, train, labels, xml_path)
     test_x, test_y = _split_labels(test_path, test, labels, xml_path)
+    if not test_y.any():  # every ranking metric would be NaN
+        raise DataError(
+            f"{test_path}: no test example has any of the {len(labels)} labels; "
+            "the metrics are undefined"
+        )
     return MultiLabelData(
         name=name,
         labels=tuple(labels),

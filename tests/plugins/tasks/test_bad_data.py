@@ -357,6 +357,47 @@ def test_arff_header_must_match_the_xml_labels(tmp_path: Path) -> None:
     )
 
 
+def test_a_test_split_without_any_label_is_an_error(tmp_path: Path) -> None:
+    # every ranking metric would be NaN: the runs failed after training
+    folder = mulan(tmp_path / "m", test=HEADER + "3,0,4,0\n5,0,6,0\n")
+    assert error_of(lambda: read_mulan("toy", folder)) == (
+        f"{folder}/toy-test.arff: no test example has any of the 2 labels; "
+        "the metrics are undefined"
+    )
+
+
+def test_a_max_test_head_without_any_label_is_an_error(tmp_path: Path) -> None:
+    # the reader checks the whole test split; max_test keeps only its head
+    from harness.testing import make_context
+    from harness.types import DatasetRef
+    from negbench_plugins.tasks.multilabel import TASKS
+
+    names = {"lab1": "amazed-suprised", "lab2": "happy-pleased"}  # emotions'
+
+    def renamed(text: str) -> str:
+        for toy, real in names.items():
+            text = text.replace(toy, real)
+        return text
+
+    folder = mulan(
+        tmp_path / "mulan-emotions",
+        train=renamed(HEADER) + "1,0,2,1\n",
+        test=renamed(HEADER) + "3,0,4,0\n5,1,6,0\n",  # the first has no label
+        xml=renamed(XML),
+    )
+    for name in ("toy-train.arff", "toy-test.arff", "toy.xml"):
+        (folder / name).rename(folder / name.replace("toy", "emotions"))
+    ref = DatasetRef(name="emotions", path=str(folder), sha256="0")
+    emotions = {t.name: t for t in TASKS}["emotions"]
+    with pytest.raises(DataError) as caught:
+        emotions(max_test=1).load(ref, make_context())
+    assert str(caught.value) == (
+        f"{folder}: none of the first 1 test examples (max_test) has a label; "
+        "the metrics are undefined"
+    )
+    assert emotions(max_test=2).load(ref, make_context()).test_labels.any()
+
+
 def test_arff_train_and_test_headers_must_agree(tmp_path: Path) -> None:
     test = HEADER.replace("f2 numeric", "f3 numeric") + "3,1,4,0\n"
     folder = mulan(tmp_path / "m", test=test)

@@ -95,11 +95,13 @@ def test_labels_are_found_by_name_anywhere_in_the_header(tmp_path):
 
 
 def test_sparse_rows(tmp_path):
-    folder = _toy(tmp_path / "toy", ["{0 3,3 1}", "{1 1}"], test_rows=("{2 4}",))
+    # a test split needs a label somewhere (the metrics are undefined without)
+    folder = _toy(tmp_path / "toy", ["{0 3,3 1}", "{1 1}"], test_rows=("{2 4,3 1}",))
     data = read_mulan("toy", folder)
     assert data.train_features.tolist() == [[3.0, 0.0], [0.0, 0.0]]
     assert data.train_labels.tolist() == [[0, 1], [1, 0]]
     assert data.test_features.tolist() == [[0.0, 4.0]]
+    assert data.test_labels.tolist() == [[0, 1]]
 
 
 def test_a_wrong_header_names_the_file_and_line(tmp_path):
