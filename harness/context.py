@@ -363,7 +363,9 @@ class RunContext:
         if not chosen.numel():
             return chosen
         hits: torch.Tensor | None = None
-        if device.type == "cpu" and batch.known_positive.device == device:
+        # chosen is on the candidates' device now; is_cpu costs a tenth of
+        # building and comparing torch.device objects, every step
+        if chosen.is_cpu and batch.known_positive.is_cpu:
             # the CPU gather checks every position itself, and with the
             # shapes, dtype and devices checked a bad position is the only
             # thing it can fail on: no separate range check per step
