@@ -141,9 +141,15 @@ def _add(
     pairs.append(pair_id, first, second, score)
 
 
-def _nonempty(path: Path, pairs: STSPairs, what: str = "pairs") -> STSPairs:
+def _usable(path: Path, pairs: STSPairs, what: str = "pairs") -> STSPairs:
     if not pairs:
         raise DataError(f"{path}: no {what}")
+    if min(pairs.scores) == max(pairs.scores):
+        # a correlation with a constant is undefined: NaN after a whole run
+        raise DataError(
+            f"{path}: every one of the {len(pairs)} {what} has the score "
+            f"{pairs.scores[0]:g}; the correlations are undefined"
+        )
     return pairs
 
 
@@ -164,7 +170,7 @@ def read_stsb(path: Path) -> STSPairs:
             (path, number),
             (f"{filename}-{year}-{raw_id}", first, second, value),
         )
-    return _nonempty(path, pairs)
+    return _usable(path, pairs)
 
 
 def read_sick(path: Path) -> STSPairs:
@@ -176,7 +182,7 @@ def read_sick(path: Path) -> STSPairs:
         pair_id, first, second, score, _entailment = row
         value = _score(path, number, score, 1.0, 5.0)
         _add(pairs, seen, (path, number), (pair_id, first, second, value))
-    return _nonempty(path, pairs)
+    return _usable(path, pairs)
 
 
 def sts_year_name(year: str | int) -> str:
@@ -208,7 +214,7 @@ def read_sts_year(path: Path, year: str | int) -> STSPairs:
             raise DataError(f"{path}:{number}: line {line!r} is not a line number")
         value = _score(path, number, score, 0.0, 5.0)
         _add(pairs, seen, (path, number), (f"{subset}-{line}", first, second, value))
-    return _nonempty(path, pairs, f"pairs for {wanted}")
+    return _usable(path, pairs, f"pairs for {wanted}")
 
 
 # -- dataset sources -------------------------------------------------------------------

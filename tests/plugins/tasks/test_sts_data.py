@@ -158,13 +158,20 @@ def test_error_messages_are_one_line(tmp_path):
 def test_sick_errors_and_crlf(tmp_path):
     path = tmp_path / "SICK_train.txt"
     path.write_bytes(
-        (SICK_HEAD + "1\tA dog runs.\tA dog is running.\t4.5\tENTAILMENT\n")
+        (
+            SICK_HEAD
+            + "1\tA dog runs.\tA dog is running.\t4.5\tENTAILMENT\n"
+            + "2\tA cat.\tA car.\t1.5\tNEUTRAL\n"
+        )
         .replace("\n", "\r\n")
         .encode()
     )
     pairs = read_sick(path)
-    assert pairs.ids == ["1"] and pairs.sentence2 == ["A dog is running."]
-    assert pairs.scores == [4.5]
+    assert pairs.ids == ["1", "2"] and pairs.sentence2 == [
+        "A dog is running.",
+        "A car.",
+    ]
+    assert pairs.scores == [4.5, 1.5]
     path.write_text(SICK_HEAD + "1\tA dog runs.\tA dog is running.\t0.5\tNEUTRAL\n")
     with pytest.raises(
         DataError, match=r"SICK_train\.txt:2: score '0.5' is outside \[1, 5\]"
@@ -191,8 +198,16 @@ def test_sts_year_errors(tmp_path):
     write(YEARS_HEAD + good + "STS12\tMSRpar\tten\t1.0\tA.\tB.\n")
     with pytest.raises(DataError, match=r"all\.tsv\.gz:3: line 'ten' is not a line"):
         read_sts_year(path, "STS12")
-    write(YEARS_HEAD + good)
-    assert len(read_sts_year(path, "sts12")) == 1
+    write(YEARS_HEAD + good + good.replace("\t0\t4.4", "\t1\t2.0"))
+    assert len(read_sts_year(path, "sts12")) == 2
+    # one score for every pair: Spearman's rho was NaN, after a whole run
+    write(YEARS_HEAD + good + good.replace("\t0\t", "\t1\t"))
+    with pytest.raises(
+        DataError,
+        match=r"all\.tsv\.gz: every one of the 2 pairs for STS12 has the score 4\.4; "
+        "the correlations are undefined",
+    ):
+        read_sts_year(path, "STS12")
     with pytest.raises(DataError, match=r"all\.tsv\.gz: no pairs for STS13"):
         read_sts_year(path, 13)
     path.write_bytes(gzip.compress((YEARS_HEAD + good * 50).encode())[:60])
