@@ -48,6 +48,11 @@ def _dense(tensor: torch.Tensor) -> bool:
     return tensor.layout is torch.strided and not tensor.is_nested
 
 
+def _layout(tensor: torch.Tensor) -> str:
+    """What kind of tensor it is, for a message: 'nested', 'torch.sparse_coo'."""
+    return "nested" if tensor.is_nested else str(tensor.layout)
+
+
 def _broken_promise(batch: CandidateBatch) -> str | None:
     """What is wrong with the protocol's ``fewest_allowed``, if anything.
 
@@ -341,9 +346,9 @@ class RunContext:
                 "sampler", f"returned {type(chosen).__name__}, not a tensor"
             )
         if not _dense(chosen):  # a nested tensor has no .shape to compare
-            kind = "nested" if chosen.is_nested else str(chosen.layout)
             raise self.violation(
-                "sampler", f"returned a {kind} tensor, not a dense (strided) one"
+                "sampler",
+                f"returned a {_layout(chosen)} tensor, not a dense (strided) one",
             )
         expected = (batch.size, k)
         if chosen.shape != expected:  # a torch.Size equals the tuple of its sizes
@@ -409,11 +414,9 @@ class RunContext:
                 "loss", f"returned {type(losses).__name__}, not a tensor"
             )
         if not _dense(losses) or losses.is_meta:
-            kind = "meta" if losses.is_meta else "nested" if losses.is_nested else ""
+            kind = "meta" if losses.is_meta else _layout(losses)
             raise self.violation(
-                "loss",
-                f"returned a {kind or losses.layout} tensor, "
-                "not a dense one with values",
+                "loss", f"returned a {kind} tensor, not a dense one with values"
             )
         if not losses.dtype.is_floating_point:  # no gradient, or a complex mean
             raise self.violation(

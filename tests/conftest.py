@@ -243,6 +243,22 @@ def tiny_beir(tmp_path: Path) -> Path:
 
 #: arguments that load the toy model and example components from tests/example_plugins
 TOY = ("--plugins-dir", str(EXAMPLE_PLUGINS))
+
+#: a MULAN ARFF header: two features and two labels, interleaved
+TOY_ARFF_HEADER = """@relation toy
+@attribute f1 numeric
+@attribute lab1 {0,1}
+@attribute f2 numeric
+@attribute lab2 {0,1}
+@data
+"""
+#: the MULAN label XML naming TOY_ARFF_HEADER's two labels, one per line
+TOY_LABEL_XML = """<?xml version="1.0" encoding="utf-8"?>
+<labels xmlns="http://mulan.sourceforge.net/labels">
+<label name="lab1"></label>
+<label name="lab2"></label>
+</labels>
+"""
 #: arguments that load the hook recorder (tests/hook_plugins; it writes to the
 #: file named by HARNESS_TEST_RECORD)
 RECORDER = ("--plugins-dir", str(REPO / "tests" / "hook_plugins"))

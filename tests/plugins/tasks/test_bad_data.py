@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 from conftest import TOY, write_tiny_beir
+from conftest import TOY_ARFF_HEADER as HEADER
+from conftest import TOY_LABEL_XML as XML
 
 from harness.errors import DataError
 from negbench_plugins.tasks.beir import read_beir
@@ -245,20 +247,6 @@ def test_kg_empty_split_and_bad_bytes(tmp_path: Path) -> None:
 
 
 # -- MULAN ARFF + XML ------------------------------------------------------------------
-
-HEADER = """@relation toy
-@attribute f1 numeric
-@attribute lab1 {0,1}
-@attribute f2 numeric
-@attribute lab2 {0,1}
-@data
-"""
-XML = """<?xml version="1.0" encoding="utf-8"?>
-<labels xmlns="http://mulan.sourceforge.net/labels">
-<label name="lab1"></label>
-<label name="lab2"></label>
-</labels>
-"""
 
 
 def mulan(
